@@ -1,0 +1,25 @@
+"""Language models: embedding → stacked LeanLSTM → linear decoder, for characters or words."""
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from ..nn import LeanLSTM
+
+
+class LanguageModel(nn.Module):
+    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1, embed_size: Optional[int] = None,
+                 dropout: float = 0.0, **lstm_kw):
+        super().__init__()
+        embed_size = embed_size or hidden_size
+        self.embed = nn.Embedding(vocab_size, embed_size)
+        self.drop = nn.Dropout(dropout)
+        self.lstm = LeanLSTM(embed_size, hidden_size, num_layers=num_layers, dropout=dropout, **lstm_kw)
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, tokens: Tensor, state=None):
+        """``tokens``: ``(steps, batch)`` ids → logits ``(steps, batch, vocab)`` and the final state,
+        which the caller carries into the next segment (truncated BPTT)."""
+        out, state = self.lstm(self.drop(self.embed(tokens.long())), state)
+        return self.decoder(self.drop(out)), state

@@ -1,0 +1,43 @@
+import json
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leanrnn.cli import main
+
+
+def test_demo_runs_and_prints_both_models(capsys):
+    main(["demo", "--steps", "3", "--hidden", "16", "--no-progress"])
+    out = capsys.readouterr().out
+    assert "full precision" in out and "ternary + BN + 90% state pruning" in out
+    assert "bits/char" in out and "zero states" in out
+
+
+@pytest.mark.parametrize("argv, msg", [(["demo", "--steps", "0"], "must be > 0"),
+                                       (["demo", "--hidden", "many"], "is not a int"),
+                                       (["fly"], "invalid choice")])
+def test_bad_flags_give_one_clear_error(argv, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_console_script_help():
+    script = Path(sys.executable).parent / "leanrnn"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "leanrnn.cli"]
+    r = subprocess.run(cmd + ["--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "demo" in r.stdout
+
+
+def test_bench_train_runs(tmp_path, monkeypatch):
+    out = tmp_path / "b.json"
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--hidden", "8", "--seq", "4", "--batch", "2",
+                                      "--repeats", "1", "--json", str(out)])
+    runpy.run_path("benchmarks/bench_train.py", run_name="__main__")
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["config"] for r in rows][0] == "nn.LSTM" and len(rows) == 4
+    assert rows[0]["ratio"] == 1.0 and all(r["tokens_per_s"] > 0 for r in rows)
