@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"leanrnn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     d = sub.add_parser("demo", help="train a ternary, state-pruned char-LM beside full precision and compare")
-    d.add_argument("--steps", type=_positive(int), default=300, help="training steps per model (default 300)")
+    d.add_argument("--steps", type=_positive(int), default=600, help="training steps per model (default 600)")
     d.add_argument("--hidden", type=_positive(int), default=256, help="LSTM units (default 256)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-progress", action="store_true", help="no progress bars")

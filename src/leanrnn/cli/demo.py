@@ -15,9 +15,12 @@ from ..data import PYSTDLIB_VOCAB, load_pystdlib
 from ..tasks import LanguageModel
 from ..train import batchify, evaluate_lm, train_lm
 
+# name -> (LeanLSTM options, learning rate). Batch norm tolerates a higher rate; each rate is the
+# better of 3e-3, 6e-3 and 1e-2 for that model at 600 steps (fp: 2.26, 2.23, - bits/char;
+# ternary+BN+pruning: 2.59, 2.48, 2.43).
 CONFIGS = {
-    "full precision": dict(weights="fp"),
-    "ternary + BN + 90% state pruning": dict(weights="ternary", batch_norm=True, state_sparsity=0.9),
+    "full precision": (dict(weights="fp"), 6e-3),
+    "ternary + BN + 90% state pruning": (dict(weights="ternary", batch_norm=True, state_sparsity=0.9), 1e-2),
 }
 _BITS = {"fp": 32, "binary": 1, "ternary": 2}
 
@@ -28,7 +31,7 @@ def weight_bits(model: LanguageModel) -> int:
     return n * _BITS[lstm.weights]
 
 
-def run(steps: int = 300, hidden: int = 256, batch: int = 32, seq_len: int = 100, lr: float = 3e-3,
+def run(steps: int = 600, hidden: int = 256, batch: int = 32, seq_len: int = 100,
         eval_chars: int = 60_000, seed: int = 0, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
@@ -39,7 +42,7 @@ def run(steps: int = 300, hidden: int = 256, batch: int = 32, seq_len: int = 100
     print(f"leanrnn demo: char-LM on the Python standard library ({len(train_ids):,} training chars, "
           f"{len(test_ids):,} test chars), hidden {hidden}, {steps} steps of {batch}x{seq_len}")
     results = {}
-    for name, kw in CONFIGS.items():
+    for name, (kw, lr) in CONFIGS.items():
         torch.manual_seed(seed)
         model = LanguageModel(V, hidden, embed_size=64, **kw)
         t0 = time.perf_counter()
