@@ -94,7 +94,7 @@ def _loop(xp, h, c, w, bias, g_ih, g_hh, g_c, b_c, cfg: LoopConfig, save: bool):
         if prune:
             hpre[t] = hh
             keep = hh.abs() >= cfg.threshold
-            h = hh * keep
+            h = torch.where(keep, hh, 0.0)
             if "mask" in st:
                 st["mask"][t] = keep
         else:
@@ -149,7 +149,7 @@ class _Recurrence(torch.autograd.Function):
             u = st["u"][t]
             dht = dout[t] + dh
             if "mask" in st:
-                dht = dht * st["mask"][t]
+                dht = torch.where(st["mask"][t], dht, 0.0)
             dcn = dht * o * (1 - u * u)
             if bn:
                 dx, dgam = _bn_backward(dcn, st["d_c"][t], st["r_c"][t], g_c, train)
