@@ -10,6 +10,10 @@ a step's ``(B, 4H)`` block is still in cache, and are folded so that each costs 
 Inputs are the raw input projections ``xp = x W_ih^T`` of the whole sequence (one matmul, done by
 autograd outside) and the already quantized ``W_hh`` (its straight-through gradient is applied by
 autograd outside).
+
+A numba kernel fusing each step's elementwise work was tried and dropped: numba's scalar ``exp`` and
+``tanh`` made it slower than these vectorized torch ops (674 µs against about 500 µs for a training
+step at hidden 256, batch 64). Fusing with torch.compile is the remaining lever.
 """
 from __future__ import annotations
 
