@@ -1,8 +1,12 @@
-"""The ``leanrnn`` command line."""
+"""The ``leanrnn`` command line: demo, train, eval, data list, plot."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
+import typing
+from pathlib import Path
 
 from .. import __version__
 
@@ -19,6 +23,33 @@ def _positive(kind):
     return parse
 
 
+_CHOICES = {"task": ("char-lm", "word-lm", "classify"), "weights": ("fp", "binary", "ternary"),
+            "optimizer": ("adam", "sgd")}
+_HELP = {"task": "what to train", "data": "data set name (see 'leanrnn data list') or a path to text",
+         "data_dir": "directory or archive of a data set that is not at its default place",
+         "weights": "LSTM weight mode", "state_sparsity": "target fraction of zero hidden states in [0, 1)",
+         "lr_final": "decay the learning rate geometrically per epoch to this value",
+         "max_chars": "cap on the training text", "steps_per_epoch": "cap on the steps of one epoch",
+         "checkpoint_every": "steps between checkpoints"}
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, so recipes and flags can never drift apart."""
+    from ..train import TrainConfig
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("extra", "note"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        t = hints[f.name]
+        if t is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP.get(f.name))
+            continue
+        base = next((a for a in typing.get_args(t) if a is not type(None)), t)
+        p.add_argument(flag, type=base, default=None, choices=_CHOICES.get(f.name), help=_HELP.get(f.name),
+                       metavar=None if f.name in _CHOICES else f.name.upper())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="leanrnn", description="LSTMs with learned binary/ternary weights and "
                                 "learned state pruning.")
@@ -29,7 +60,100 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--hidden", type=_positive(int), default=256, help="LSTM units (default 256)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    t = sub.add_parser("train", help="train a model (settings from --recipe, then flags)")
+    t.add_argument("--recipe", help="YAML file of settings (see recipes/)")
+    t.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, plots)")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_config_flags(t)
+
+    e = sub.add_parser("eval", help="evaluate a run on its test split (papers' protocol)")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--split", choices=("test", "valid"), default="test")
+    e.add_argument("--checkpoint", choices=("best", "checkpoint"), default="best",
+                   help="best validation model (default) or the last checkpoint")
+
+    dl = sub.add_parser("data", help="data sets")
+    dsub = dl.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    dsub.add_parser("list", help="each data set, whether it is present, and how to make it present")
+
+    pl = sub.add_parser("plot", help="plot the test metric of several evaluated runs against their state sparsity")
+    pl.add_argument("runs", nargs="+", help="run directories evaluated with 'leanrnn eval'")
+    pl.add_argument("-o", "--output", default="sparsity.png")
     return p
+
+
+def _train(args) -> int:
+    from ..train import ConfigError, TrainConfig, Trainer, load_recipe
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in ("command", "recipe", "out", "resume", "no_progress") and v is not None}
+    if args.resume:
+        ignored = sorted(set(overrides) - {"threads"})
+        if ignored or args.recipe:
+            raise ConfigError(f"--resume continues a run with its own settings; drop {', '.join(ignored) or '--recipe'}")
+        from ..train import load_checkpoint
+        ck = load_checkpoint(Path(args.resume) / "checkpoint.pt")
+        cfg = TrainConfig.from_dict(ck["config"])
+        if "threads" in overrides:
+            cfg.threads = overrides["threads"]
+        Trainer(cfg, args.resume, progress=not args.no_progress).run(resume=True)
+        return 0
+    settings = load_recipe(args.recipe) if args.recipe else {}
+    settings.update(overrides)
+    cfg = TrainConfig.from_dict(settings)
+    out = args.out or f"runs/{cfg.task}-{Path(cfg.data).name}-{cfg.weights}" + (
+        f"-sp{cfg.state_sparsity:g}" if cfg.state_sparsity else "")
+    Trainer(cfg, out, progress=not args.no_progress).run()
+    return 0
+
+
+def _eval(args) -> int:
+    from ..train import evaluate_split, load_data, load_run
+    from ..train.trainer import METRIC, model_bits
+    cfg, model, _ = load_run(args.run, args.checkpoint)
+    data = load_data(cfg)
+    m = evaluate_split(cfg, model, data, args.split)
+    m.update(model_bits(model))
+    metric = METRIC[cfg.task]
+    m.update(metric_name=metric, split=args.split, weights=cfg.weights, batch_norm=cfg.batch_norm,
+             target_state_sparsity=cfg.state_sparsity, task=cfg.task, data=cfg.data)
+    (Path(args.run) / f"eval_{args.split}.json").write_text(json.dumps(m, indent=1))
+    print(f"{args.run}: {args.split} {metric} {m[metric]:.4f}  state sparsity {m['state_sparsity']:.3f}  "
+          f"LSTM weights {m['lstm_weight_bits'] / 8 / 1024:.1f} KiB "
+          f"({m['lstm_weight_bits_fp32'] / m['lstm_weight_bits']:.0f}x less than fp32)")
+    return 0
+
+
+def _data_list(args) -> int:
+    from ..data import SOURCES
+    print(f"{'name':<14}{'tasks':<18}{'present':<9}{'size':>10}  description / how to make it present")
+    for s in SOURCES.values():
+        here = s.present()
+        path = s.path()
+        size = ""
+        if here and path is not None and path.is_file():
+            size = f"{path.stat().st_size / 2**20:.1f} MiB"
+        elif here and path is not None and path.is_dir() and s.name != "pystdlib":
+            size = f"{sum(p.stat().st_size for p in path.rglob('*') if p.is_file()) / 2**20:.1f} MiB"
+        print(f"{s.name:<14}{','.join(s.tasks):<18}{'yes' if here else 'no':<9}{size:>10}  {s.description}")
+        if not here:
+            print(f"{'':<51}-> {s.make_present}")
+    return 0
+
+
+def _plot(args) -> int:
+    from ..train.plots import plot_sparsity
+    pts, metric = [], None
+    for r in args.runs:
+        p = Path(r) / "eval_test.json"
+        if not p.exists():
+            raise FileNotFoundError(f"{p} is missing; run 'leanrnn eval {r}' first")
+        m = json.loads(p.read_text())
+        metric = m["metric_name"]
+        pts.append((Path(r).name, m["state_sparsity"], m[metric]))
+    print(plot_sparsity(pts, metric, args.output))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -38,9 +162,25 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "demo":
-        from .demo import run
-        run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=not args.no_progress)
+    from ..data import DataError
+    from ..train import CheckpointError, ConfigError, TrainingError
+    try:
+        if args.command == "demo":
+            from .demo import run
+            run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=not args.no_progress)
+        elif args.command == "train":
+            return _train(args)
+        elif args.command == "eval":
+            return _eval(args)
+        elif args.command == "data":
+            if args.data_command != "list":
+                parser.parse_args(["data", "--help"])
+            return _data_list(args)
+        elif args.command == "plot":
+            return _plot(args)
+    except (DataError, ConfigError, TrainingError, CheckpointError, FileNotFoundError) as e:
+        print(f"leanrnn: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -61,5 +61,5 @@ def evaluate_lm(model, ids: Tensor, batch: int = 16, seq_len: int = 100) -> dict
         nll += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
         correct += (logits.argmax(-1) == y).sum().item()
         count += y.numel()
-    return {"bits_per_token": nll / count / math.log(2), "perplexity": math.exp(nll / count),
+    return {"bits_per_token": nll / count / math.log(2), "perplexity": math.exp(min(nll / count, 700.0)),
             "accuracy": correct / count, "tokens": count}

