@@ -225,3 +225,17 @@ def test_ddp_two_processes(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["step"] == 3
+
+
+@pytest.mark.parametrize("recipe", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_recipes_are_valid(recipe):
+    from leanrnn.train import load_recipe
+    cfg = TrainConfig.from_dict(load_recipe(recipe)).validate()
+    assert cfg.task in ("char-lm", "word-lm", "classify")
+
+
+def test_one_hot_char_lm():
+    from leanrnn.tasks import LanguageModel
+    m = LanguageModel(20, 8, embed_size=0, weights="binary", batch_norm=True)
+    logits, _ = m(torch.randint(0, 20, (5, 3)))
+    assert logits.shape == (5, 3, 20) and m.lstm.input_size == 20

@@ -28,7 +28,7 @@ class TrainConfig:
     prune_warmup: int = 0
     hidden: int = 256
     layers: int = 1
-    embed: int = 64
+    embed: int = 64                      # 0: one-hot characters, as the reference code
     dropout: float = 0.0
     optimizer: str = "adam"
     lr: float = 2e-3
@@ -57,7 +57,9 @@ class TrainConfig:
             raise ConfigError(f"state_sparsity={self.state_sparsity} must be in [0, 1)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
-        for name in ("hidden", "layers", "embed", "epochs", "batch", "seq_len", "eval_batch", "checkpoint_every"):
+        if not isinstance(self.embed, int) or self.embed < 0:
+            raise ConfigError(f"embed={self.embed!r} must be >= 0 (0: one-hot input)")
+        for name in ("hidden", "layers", "epochs", "batch", "seq_len", "eval_batch", "checkpoint_every"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ConfigError(f"{name}={v!r} must be a positive integer")
