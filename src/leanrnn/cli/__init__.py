@@ -78,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = dl.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     dsub.add_parser("list", help="each data set, whether it is present, and how to make it present")
 
+    ex = sub.add_parser("export", help="write a run's model as a packed .lrnn file")
+    ex.add_argument("run", help="run directory")
+    ex.add_argument("-o", "--output", required=True, help="model file to write, e.g. model.lrnn")
+    ex.add_argument("--checkpoint", choices=("best", "checkpoint"), default="best")
+
+    ins = sub.add_parser("inspect", help="summarize a .lrnn file: parts, bytes, ratio to fp32")
+    ins.add_argument("model")
+
+    be = sub.add_parser("bench", help="per-step latency of one .lrnn model in the CPU runtime")
+    be.add_argument("model")
+    be.add_argument("--steps", type=_positive(int), default=200)
+
     pl = sub.add_parser("plot", help="plot the test metric of several evaluated runs against their state sparsity")
     pl.add_argument("runs", nargs="+", help="run directories evaluated with 'leanrnn eval'")
     pl.add_argument("-o", "--output", default="sparsity.png")
@@ -163,6 +175,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     from ..data import DataError
+    from ..export.format import ModelFormatError
     from ..train import CheckpointError, ConfigError, TrainingError
     try:
         if args.command == "demo":
@@ -178,7 +191,17 @@ def main(argv=None) -> int:
             return _data_list(args)
         elif args.command == "plot":
             return _plot(args)
-    except (DataError, ConfigError, TrainingError, CheckpointError, FileNotFoundError) as e:
+        elif args.command == "export":
+            from ..export.exporter import export_run, summary
+            export_run(args.run, args.output, args.checkpoint)
+            print(summary(args.output))
+        elif args.command == "inspect":
+            from ..export.exporter import summary
+            print(summary(args.model))
+        elif args.command == "bench":
+            from ..runtime.bench import bench_model
+            bench_model(args.model, steps=args.steps)
+    except (DataError, ConfigError, TrainingError, CheckpointError, FileNotFoundError, ModelFormatError) as e:
         print(f"leanrnn: error: {e}", file=sys.stderr)
         return 1
     return 0

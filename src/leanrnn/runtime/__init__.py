@@ -1,0 +1,5 @@
+"""Torch-free CPU inference of exported ``.lrnn`` models (numpy + numba)."""
+from ..export.format import ModelFormatError
+from .model import Model, State
+
+__all__ = ["Model", "State", "ModelFormatError"]
