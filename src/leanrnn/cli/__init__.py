@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("model")
     be.add_argument("--steps", type=_positive(int), default=200)
 
+    hw = sub.add_parser("hw", help="cycles, energy and memory of a trained model on the accelerator model")
+    hw.add_argument("model", help="a .lrnn file or a run directory")
+    hw.add_argument("--config", help="accelerator YAML (see leanrnn.hw.Accel); default: 16x16 column array")
+    hw.add_argument("--steps", type=_positive(int), default=200, help="time steps of test data to trace")
+    hw.add_argument("--out", default=None, help="folder for the report JSON and plots (default: beside the model)")
+
     pl = sub.add_parser("plot", help="plot the test metric of several evaluated runs against their state sparsity")
     pl.add_argument("runs", nargs="+", help="run directories evaluated with 'leanrnn eval'")
     pl.add_argument("-o", "--output", default="sparsity.png")
@@ -168,6 +174,49 @@ def _plot(args) -> int:
     return 0
 
 
+def _hw(args) -> int:
+    import tempfile
+
+    from ..hw import load_accel
+    from ..hw.report import analyse, plot_report, print_report, record_masks
+    from ..runtime import Model
+    src = Path(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = src
+        if src.is_dir():
+            from ..export.exporter import export_run
+            path = export_run(src, Path(tmp) / "model.lrnn")
+        m = Model.load(path)
+    inputs = _trace_inputs(m, args.steps)
+    masks, xm = record_masks(m, inputs)
+    res = analyse(m.header, masks, xm, load_accel(args.config) if args.config else None)
+    print_report(res)
+    out = Path(args.out) if args.out else (src if src.is_dir() else src.parent)
+    paths = plot_report(res, out)
+    (out / "hw_report.json").write_text(json.dumps(res, indent=1, default=float))
+    print("wrote " + ", ".join(str(p) for p in paths + [out / "hw_report.json"]))
+    return 0
+
+
+def _trace_inputs(m, steps: int):
+    """The first ``steps`` test tokens (or the first test sequence) of the model's own data set; random
+    inputs with a note when that data set is not present."""
+    import numpy as np
+    try:
+        from ..train import TrainConfig, load_data
+        cfg = TrainConfig.from_dict(m.header["config"])
+        data = load_data(cfg)
+        if cfg.task == "classify":
+            return data["test"][0][0].numpy()
+        return data.test[:steps].numpy()
+    except Exception as e:  # noqa: BLE001 - any missing or foreign data falls back to random inputs
+        print(f"note: tracing random inputs ({type(e).__name__}: {e})")
+        rng = np.random.default_rng(0)
+        if m.input["kind"] == "dense":
+            return rng.random((steps, m.input["size"]), dtype=np.float32)
+        return rng.integers(0, m.input["vocab"], steps)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -176,6 +225,7 @@ def main(argv=None) -> int:
         return 0
     from ..data import DataError
     from ..export.format import ModelFormatError
+    from ..hw.config import HardwareConfigError
     from ..train import CheckpointError, ConfigError, TrainingError
     try:
         if args.command == "demo":
@@ -198,10 +248,13 @@ def main(argv=None) -> int:
         elif args.command == "inspect":
             from ..export.exporter import summary
             print(summary(args.model))
+        elif args.command == "hw":
+            return _hw(args)
         elif args.command == "bench":
             from ..runtime.bench import bench_model
             bench_model(args.model, steps=args.steps)
-    except (DataError, ConfigError, TrainingError, CheckpointError, FileNotFoundError, ModelFormatError) as e:
+    except (DataError, ConfigError, TrainingError, CheckpointError, FileNotFoundError, ModelFormatError,
+            HardwareConfigError) as e:
         print(f"leanrnn: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -26,6 +26,7 @@ class State:
     t: int = 0
     zeros: np.ndarray = field(default=None)   # per layer: zero states fed back so far
     total: np.ndarray = field(default=None)   # per layer: states fed back so far
+    masks: list | None = None                 # per layer, a list of (B, H) non-zero masks, if recording
 
     def sparsity(self) -> list[float]:
         return [float(z) / t if t else float("nan") for z, t in zip(self.zeros, self.total)]
@@ -69,10 +70,11 @@ class Model:
         return cls(*read_lrnn(path))
 
     # -- state and inputs ---------------------------------------------------------------------------
-    def initial_state(self, batch: int = 1) -> State:
+    def initial_state(self, batch: int = 1, record: bool = False) -> State:
+        """A zero state; ``record=True`` keeps each step's non-zero state masks (for ``leanrnn.hw``)."""
         z = [np.zeros((batch, L.H), np.float32) for L in self.layers]
         return State(z, [a.copy() for a in z], 0, np.zeros(len(self.layers), np.int64),
-                     np.zeros(len(self.layers), np.int64))
+                     np.zeros(len(self.layers), np.int64), [[] for _ in self.layers] if record else None)
 
     def _inputs(self, x) -> np.ndarray:
         """One step's input as ``(B, n_in)`` float32: token ids for LMs, vectors for classifiers."""
@@ -113,6 +115,8 @@ class Model:
             state.zeros[k] += kernels.layer_step(L.kind, L.w_ih, L.w_hh, v, state.h[k], state.c[k], L.s_ih[ts],
                                                  L.s_hh[ts], L.b[ts], L.bn, L.s_c[ts], L.b_c[ts], L.thr, h_new)
             state.total[k] += B * L.H
+            if state.masks is not None:
+                state.masks[k].append(h_new != 0)
             state.h[k] = h_new
             v = h_new
         state.t += 1

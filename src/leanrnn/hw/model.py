@@ -1,0 +1,215 @@
+"""Cycles, energy and memory of one LSTM accelerator running a workload.
+
+Dataflow of one layer's time step (after the notes in ``shared/notes/accelerator-notes.md``):
+
+1. **Matrix-vector phase.** ``W_x x_t`` and ``W_h h_{t-1}`` as one product over ``K_t`` input
+   columns. Column dataflow: each cycle one input/state entry is broadcast to all ``pes x lanes``
+   accumulators, so a column of ``G = 4H`` rows takes ``ceil(G / (pes*lanes))`` cycles and skipping a
+   zero entry skips its whole column with perfect load balance. Row dataflow: the inputs are split
+   into ``pes`` slices and the slowest PE (most non-zero entries in its slice) sets the pace: the
+   load-imbalance cost. Weight fetch may bound the phase instead: ``G * K_t * weight_bits`` bits
+   through the weight port (and the DRAM link when the weights do not fit on chip).
+2. **Zero-skip controller.** Scans the state mask, ``scanner_width`` bits a cycle; hidden behind the
+   previous gate phase when ``scanner_overlap``.
+3. **Gate phase.** ``G`` sigmoid/tanh lookups and ``3H`` Hadamard products on ``act_units`` units,
+   plus a pipeline fill.
+
+Two modes: ``analytic`` takes densities of non-zero inputs and states; ``simulate`` walks a whole
+sequence with the real per-step masks of a trained model. On dense inputs they agree exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Accel, HardwareConfigError, Workload
+
+
+@dataclass
+class Report:
+    accel: str
+    steps: int
+    cycles: float                  # total over the sequence (all layers)
+    mv_cycles: float
+    gate_cycles: float
+    clock_hz: float
+    dense_ops: float               # 2 * G * (X + H) per layer per step: dense-equivalent operations
+    energy_pj: dict = field(default_factory=dict)   # compute, weight_sram, weight_dram, state, gates, static
+    weight_bits: int = 0
+    weights_on_chip: bool = True
+    state_density: float = 1.0
+
+    @property
+    def cycles_per_step(self) -> float:
+        return self.cycles / self.steps
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds per time step (all layers)."""
+        return self.cycles_per_step / self.clock_hz
+
+    @property
+    def gops(self) -> float:
+        return self.dense_ops / (self.cycles / self.clock_hz) / 1e9
+
+    @property
+    def energy_per_step_pj(self) -> float:
+        return sum(self.energy_pj.values()) / self.steps
+
+    def as_dict(self) -> dict:
+        return {"accel": self.accel, "cycles_per_step": self.cycles_per_step, "latency_us": self.latency_s * 1e6,
+                "gops_dense_equivalent": self.gops, "energy_nj_per_step": self.energy_per_step_pj / 1e3,
+                "energy_breakdown_nj_per_step": {k: v / self.steps / 1e3 for k, v in self.energy_pj.items()},
+                "weight_bytes": self.weight_bits / 8, "weights_on_chip": self.weights_on_chip,
+                "state_density": self.state_density}
+
+
+def acc_bits(a: Accel, fan_in: int) -> int:
+    if a.acc_bits:
+        return a.acc_bits
+    return a.act_bits + (1 if a.weight_bits <= 2 else a.weight_bits) + math.ceil(math.log2(max(fan_in, 2)))
+
+
+def _check_memory(a: Accel, wl: Workload) -> bool:
+    bits = wl.weight_count() * a.weight_bits
+    on_chip = bits <= a.weight_sram_bytes * 8
+    if not on_chip and a.dram_bw_bits <= 0:
+        raise HardwareConfigError(
+            f"the weights need {bits / 8 / 2**20:.2f} MiB but weight_sram_bytes is {a.weight_sram_bytes / 2**20:.2f} "
+            "MiB and there is no off-chip path: raise weight_sram_bytes or set dram_bw_bits > 0")
+    return on_chip
+
+
+def expected_max_binomial(n: int, p: float, k: int) -> float:
+    """E[max of k i.i.d. Binomial(n, p)] (normal approximation, exact at p in {0, 1})."""
+    if p <= 0 or p >= 1 or k <= 1:
+        return n * p
+    sd = math.sqrt(n * p * (1 - p))
+    return min(float(n), n * p + sd * math.sqrt(2 * math.log(k)))
+
+
+class _Phase:
+    """Per-layer constants of one step's cost."""
+
+    def __init__(self, a: Accel, wl: Workload, k: int, on_chip: bool):
+        self.a, self.X, self.H = a, wl.layer_input(k), wl.hidden_size
+        self.G = wl.gates * self.H
+        self.on_chip = on_chip
+        self.acc = acc_bits(a, self.X + self.H)
+        bw = a.weight_bw_bits if a.weight_bw_bits else a.macs * a.weight_bits
+        self.bw = bw if on_chip else min(bw, a.dram_bw_bits)
+        self.rows = math.ceil(self.G / a.macs)
+        self.gate_cycles = math.ceil(self.G / a.act_units) + math.ceil(3 * self.H / a.act_units) + a.pipeline_depth
+        skipping = a.skip_zero_states or a.skip_zero_inputs
+        self.scan = 0 if (not skipping or a.scanner_overlap) else math.ceil((self.X + self.H) / a.scanner_width)
+        t = a.tech
+        if a.weight_bits <= 2:
+            self.e_op = t.add_pj(self.acc)                      # add / subtract / skip: no multiplier
+        else:
+            self.e_op = t.mul_pj(a.act_bits, a.weight_bits) + t.add_pj(self.acc)
+        self.e_wbit = t.sram_pj_per_bit(min(a.sram_bank_bytes, a.weight_sram_bytes)) if on_chip else t.dram_pj_per_bit
+        self.e_sbit = t.sram_pj_per_bit(min(a.sram_bank_bytes, a.state_sram_bytes))
+        self.e_gates = self.G * t.lut_pj + 3 * self.H * t.mul_pj(a.act_bits, a.act_bits) + self.H * t.add_pj(a.act_bits)
+
+    def columns(self, nnz_x: float, nnz_h: float) -> float:
+        return (nnz_x if self.a.skip_zero_inputs else self.X) + (nnz_h if self.a.skip_zero_states else self.H)
+
+    def cost(self, K: float, slowest_pe: float | None = None) -> tuple[float, float, dict]:
+        """(cycles, matrix-vector cycles, energy by part) of one step over ``K`` columns."""
+        a = self.a
+        if a.dataflow == "column":
+            mv = self.rows * K
+        else:  # each PE owns a slice of the inputs and all G rows, lanes wide
+            per_pe = K / a.pes if slowest_pe is None else slowest_pe
+            mv = math.ceil(self.G / a.lanes) * per_pe
+        wbits = self.G * K * a.weight_bits
+        mv = max(mv, wbits / self.bw)
+        cycles = mv + self.gate_cycles + self.scan
+        e = {"compute": self.G * K * self.e_op,
+             "weight_sram" if self.on_chip else "weight_dram": wbits * self.e_wbit,
+             "state": (K + self.H) * a.act_bits * self.e_sbit,
+             "gates": self.e_gates,
+             "static": a.tech.static_mw * 1e-3 * cycles / a.clock_hz * 1e12 * a.tech.node_scale}
+        return cycles, mv, e
+
+
+def _report(a: Accel, wl: Workload, steps: int, on_chip: bool) -> Report:
+    dense = 2.0 * steps * sum(wl.gates * wl.hidden_size * (wl.layer_input(k) + wl.hidden_size) for k in range(wl.layers))
+    return Report(a.name, steps, 0.0, 0.0, 0.0, a.clock_hz, dense, {}, wl.weight_count() * a.weight_bits, on_chip)
+
+
+def _add(r: Report, cycles, mv, gate, e):
+    r.cycles += cycles
+    r.mv_cycles += mv
+    r.gate_cycles += gate
+    for key, v in e.items():
+        r.energy_pj[key] = r.energy_pj.get(key, 0.0) + v
+
+
+def analytic(a: Accel, wl: Workload, state_density: float = 1.0, input_density: float = 1.0) -> Report:
+    """Expected cost per step from densities of non-zero state and input entries."""
+    a.validate()
+    if not (0 <= state_density <= 1 and 0 <= input_density <= 1):
+        raise HardwareConfigError("densities must be in [0, 1]")
+    on_chip = _check_memory(a, wl)
+    r = _report(a, wl, wl.steps, on_chip)
+    for k in range(wl.layers):
+        ph = _Phase(a, wl, k, on_chip)
+        dx = input_density if k == 0 else state_density
+        K = ph.columns(ph.X * dx, ph.H * state_density)
+        slowest = None
+        if a.dataflow == "row":
+            # inputs and states are split into pes slices; the slowest slice sets the pace
+            n = math.ceil((ph.X + ph.H) / a.pes)
+            p = K / (ph.X + ph.H)
+            slowest = expected_max_binomial(n, p, a.pes)
+        c, mv, e = ph.cost(K, slowest)
+        _add(r, c * wl.steps, mv * wl.steps, ph.gate_cycles * wl.steps, {k2: v * wl.steps for k2, v in e.items()})
+    r.state_density = state_density
+    return r
+
+
+def simulate(a: Accel, wl: Workload, state_masks: list[np.ndarray], input_mask: np.ndarray | None = None) -> Report:
+    """Walk a sequence step by step. ``state_masks[k]`` is a ``(T, H)`` boolean array of the non-zero
+    entries of the state *fed into* layer ``k`` at each step (row 0: the initial state);
+    ``input_mask`` the ``(T, X)`` non-zero inputs of layer 0 (dense if None). Layer ``k > 0`` takes the
+    new state of layer ``k - 1``, i.e. ``state_masks[k - 1]`` shifted by one step."""
+    a.validate()
+    if len(state_masks) != wl.layers:
+        raise HardwareConfigError(f"{len(state_masks)} state masks given for {wl.layers} layers")
+    T = state_masks[0].shape[0]
+    on_chip = _check_memory(a, wl)
+    r = _report(a, wl, T, on_chip)
+    dens = []
+    for k in range(wl.layers):
+        ph = _Phase(a, wl, k, on_chip)
+        hm = np.asarray(state_masks[k], bool)
+        if hm.shape != (T, ph.H):
+            raise HardwareConfigError(f"state mask of layer {k} has shape {hm.shape}, expected {(T, ph.H)}")
+        if k == 0:
+            xm = np.ones((T, ph.X), bool) if input_mask is None else np.asarray(input_mask, bool)
+        else:  # the input of layer k at step t is the new state of layer k-1 at step t
+            prev = np.asarray(state_masks[k - 1], bool)
+            xm = np.vstack([prev[1:], prev[-1:]])
+        if xm.shape != (T, ph.X):
+            raise HardwareConfigError(f"input mask of layer {k} has shape {xm.shape}, expected {(T, ph.X)}")
+        dens.append(hm.mean())
+        both = np.hstack([xm if a.skip_zero_inputs else np.ones_like(xm), hm if a.skip_zero_states else np.ones_like(hm)])
+        n = math.ceil(both.shape[1] / a.pes)
+        for t in range(T):
+            K = float(both[t].sum())
+            slowest = None
+            if a.dataflow == "row":
+                pad = np.zeros(n * a.pes, bool)
+                pad[: both.shape[1]] = both[t]
+                slowest = float(pad.reshape(a.pes, n).sum(1).max())
+            c, mv, e = ph.cost(K, slowest)
+            _add(r, c, mv, ph.gate_cycles, e)
+    r.state_density = float(np.mean(dens))
+    return r
+
+
+def weight_memory_bits(wl: Workload, weight_bits: int) -> int:
+    return wl.weight_count() * weight_bits
