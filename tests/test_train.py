@@ -120,6 +120,7 @@ def test_train_eval_plot_cli(tmp_path, capsys):
     rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and "valid_bpc" in rows[0]
     assert (out / "curves.png").stat().st_size > 0 and (out / "best.pt").exists()
+    assert (out / "command.txt").read_text().startswith("leanrnn train --task char-lm")
     assert main(["eval", str(out)]) == 0
     m = json.loads((out / "eval_test.json").read_text())
     assert m["metric_name"] == "bpc" and 0 < m["bpc"] < 10 and 0 <= m["state_sparsity"] <= 1

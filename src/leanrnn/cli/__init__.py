@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import typing
 from pathlib import Path
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _train(args) -> int:
+def _train(args, argv=None) -> int:
     from ..train import ConfigError, TrainConfig, Trainer, load_recipe
     overrides = {k: v for k, v in vars(args).items()
                  if k not in ("command", "recipe", "out", "resume", "no_progress") and v is not None}
@@ -122,7 +123,9 @@ def _train(args) -> int:
     cfg = TrainConfig.from_dict(settings)
     out = args.out or f"runs/{cfg.task}-{Path(cfg.data).name}-{cfg.weights}" + (
         f"-sp{cfg.state_sparsity:g}" if cfg.state_sparsity else "")
-    Trainer(cfg, out, progress=not args.no_progress).run()
+    trainer = Trainer(cfg, out, progress=not args.no_progress)
+    trainer.run(on_start=lambda: (Path(out) / "command.txt").write_text(
+        "leanrnn " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])) + "\n"))
     return 0
 
 
@@ -232,7 +235,7 @@ def main(argv=None) -> int:
             from .demo import run
             run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=not args.no_progress)
         elif args.command == "train":
-            return _train(args)
+            return _train(args, argv)
         elif args.command == "eval":
             return _eval(args)
         elif args.command == "data":

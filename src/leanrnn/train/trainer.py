@@ -108,7 +108,7 @@ class Trainer:
         return self.rank == 0
 
     # -- the run ----------------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> dict:
+    def run(self, resume: bool = False, on_start: Optional[Callable[[], None]] = None) -> dict:
         cfg = self.cfg
         self._setup_distributed()
         if cfg.threads:
@@ -142,6 +142,8 @@ class Trainer:
             self.log(f"resuming {self.out} at epoch {pos['epoch'] + 1}, batch {pos['batch']} (step {pos['step']})")
         elif self.main:
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+            if on_start:
+                on_start()
         net = model
         if self.world > 1:
             net = torch.nn.parallel.DistributedDataParallel(model)
