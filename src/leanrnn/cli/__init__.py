@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     hw.add_argument("--steps", type=_positive(int), default=200, help="time steps of test data to trace")
     hw.add_argument("--out", default=None, help="folder for the report JSON and plots (default: beside the model)")
 
+    rtl = sub.add_parser("rtl", help="synthesizable Verilog of the accelerator datapath (Amaranth)")
+    rsub = rtl.add_subparsers(dest="rtl_command", metavar="SUBCOMMAND")
+    rg = rsub.add_parser("generate", help="write the zero-skip matrix-vector block as Verilog")
+    rg.add_argument("--config", help="accelerator YAML: rows = pes x lanes, weight_bits 1 or 2, act_bits")
+    rg.add_argument("--columns", type=_positive(int), default=64, help="state entries (weight columns)")
+    rg.add_argument("-o", "--output", default="build", help="output folder")
+    rr = rsub.add_parser("report", help="Yosys synthesis (generic gates): PE variants, dense vs zero-skip")
+    rr.add_argument("-o", "--output", default="build/synth")
+
     pl = sub.add_parser("plot", help="plot the test metric of several evaluated runs against their state sparsity")
     pl.add_argument("runs", nargs="+", help="run directories evaluated with 'leanrnn eval'")
     pl.add_argument("-o", "--output", default="sparsity.png")
@@ -201,6 +210,32 @@ def _hw(args) -> int:
     return 0
 
 
+def _rtl(args, parser) -> int:
+    from ..hw import Accel, HardwareConfigError, load_accel
+    if args.rtl_command == "generate":
+        from ..rtl import SparseMatVec
+        from ..rtl.synth import to_verilog
+        a = load_accel(args.config) if args.config else Accel(pes=1, lanes=16)
+        if a.weight_bits not in (1, 2):
+            raise HardwareConfigError(f"the RTL datapath is multiplier-free: weight_bits must be 1 or 2, got {a.weight_bits}")
+        mode = "ternary" if a.weight_bits == 2 else "binary"
+        zero = [[0 if mode == "ternary" else 1] * a.macs for _ in range(args.columns)]
+        acc = a.acc_bits or a.act_bits + 1 + max(1, (args.columns - 1).bit_length())
+        dut = SparseMatVec(zero, mode, a.act_bits, acc, skip=a.skip_zero_states)
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "leanrnn_matvec.v").write_text(to_verilog(dut, "leanrnn_matvec"))
+        print(f"wrote {out / 'leanrnn_matvec.v'}: {mode} {args.columns} columns x {a.macs} rows, "
+              f"{a.act_bits}-bit states, {acc}-bit accumulators, zero-skip {a.skip_zero_states}")
+        return 0
+    if args.rtl_command == "report":
+        from ..rtl.synth import format_report, report
+        print(format_report(report(args.output)))
+        return 0
+    parser.parse_args(["rtl", "--help"])
+    return 2
+
+
 def _trace_inputs(m, steps: int):
     """The first ``steps`` test tokens (or the first test sequence) of the model's own data set; random
     inputs with a note when that data set is not present."""
@@ -253,6 +288,8 @@ def main(argv=None) -> int:
             print(summary(args.model))
         elif args.command == "hw":
             return _hw(args)
+        elif args.command == "rtl":
+            return _rtl(args, parser)
         elif args.command == "bench":
             from ..runtime.bench import bench_model
             bench_model(args.model, steps=args.steps)

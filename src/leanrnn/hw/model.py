@@ -82,6 +82,12 @@ def _check_memory(a: Accel, wl: Workload) -> bool:
     return on_chip
 
 
+def matvec_cycles(a: Accel, rows: int, columns: float) -> float:
+    """Cycles of the column-dataflow product over ``columns`` input columns of ``rows`` rows, compute
+    bound: each column takes ``ceil(rows / (pes * lanes))`` cycles (the RTL block adds a fixed latency)."""
+    return math.ceil(rows / a.macs) * columns
+
+
 def expected_max_binomial(n: int, p: float, k: int) -> float:
     """E[max of k i.i.d. Binomial(n, p)] (normal approximation, exact at p in {0, 1})."""
     if p <= 0 or p >= 1 or k <= 1:
@@ -120,7 +126,7 @@ class _Phase:
         """(cycles, matrix-vector cycles, energy by part) of one step over ``K`` columns."""
         a = self.a
         if a.dataflow == "column":
-            mv = self.rows * K
+            mv = matvec_cycles(a, self.G, K)
         else:  # each PE owns a slice of the inputs and all G rows, lanes wide
             per_pe = K / a.pes if slowest_pe is None else slowest_pe
             mv = math.ceil(self.G / a.lanes) * per_pe
