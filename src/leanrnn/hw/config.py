@@ -56,7 +56,7 @@ class Accel:
     skip_zero_inputs: bool = False  # the same for the layer input (one-hot or pruned inputs)
     scanner_width: int = 64         # mask bits the zero-skip controller scans per cycle
     scanner_overlap: bool = True    # scanning hides behind the previous step's gate phase
-    act_units: int = 16             # sigmoid/tanh units (gate phase)
+    act_units: int = 4              # gate units, one hidden entry per cycle each
     pipeline_depth: int = 8
     weight_sram_bytes: float = 2 * 2**20
     sram_bank_bytes: float = 64 * 2**10  # SRAM energy per bit is that of one bank of this size

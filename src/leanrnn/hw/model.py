@@ -11,8 +11,9 @@ Dataflow of one layer's time step (after the notes in ``shared/notes/accelerator
    through the weight port (and the DRAM link when the weights do not fit on chip).
 2. **Zero-skip controller.** Scans the state mask, ``scanner_width`` bits a cycle; hidden behind the
    previous gate phase when ``scanner_overlap``.
-3. **Gate phase.** ``G`` sigmoid/tanh lookups and ``3H`` Hadamard products on ``act_units`` units,
-   plus a pipeline fill.
+3. **Gate phase.** ``act_units`` gate units, each finishing one hidden entry per cycle (its four
+   scaled gate sums, five sigmoid/tanh lookups, three products, the pruning compare), plus a
+   pipeline fill.
 
 Two modes: ``analytic`` takes densities of non-zero inputs and states; ``simulate`` walks a whole
 sequence with the real per-step masks of a trained model. On dense inputs they agree exactly.
@@ -107,7 +108,8 @@ class _Phase:
         bw = a.weight_bw_bits if a.weight_bw_bits else a.macs * a.weight_bits
         self.bw = bw if on_chip else min(bw, a.dram_bw_bits)
         self.rows = math.ceil(self.G / a.macs)
-        self.gate_cycles = math.ceil(self.G / a.act_units) + math.ceil(3 * self.H / a.act_units) + a.pipeline_depth
+        # each gate unit finishes one hidden entry a cycle: 4 scaled sums, 5 table lookups, 3 products
+        self.gate_cycles = math.ceil(self.H / a.act_units) + a.pipeline_depth
         skipping = a.skip_zero_states or a.skip_zero_inputs
         self.scan = 0 if (not skipping or a.scanner_overlap) else math.ceil((self.X + self.H) / a.scanner_width)
         t = a.tech

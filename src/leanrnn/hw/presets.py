@@ -8,11 +8,11 @@ assumption, kept as a parameter and named here.
   through a fixed-width port [assumed 1536 bits/cycle]; the full-precision baseline uses 12-bit
   fixed point [notes: recalled, medium confidence], so the port feeds 128 multiply-accumulators; the
   binary design feeds 1536 accumulators and the ternary one 768 through the same port. 400 MHz
-  [recalled], 16 activation units and an 8-stage pipeline [assumed]. Workload: the PTB char-LM of the
+  [recalled], 2 gate units and an 8-stage pipeline [assumed]. Workload: the PTB char-LM of the
   authors' code (50 one-hot inputs, 1000 units). Where the 10x comes from: the same bandwidth feeds
   12x more adders; the gate phase, which does not shrink, costs the rest.
 * DATE 2019 (state pruning): one accelerator run with sparse and dense states; column dataflow,
-  16 PEs x 16 lanes of 12-bit weights [assumed], 8 activation units [assumed]; same PTB char-LM
+  16 PEs x 16 lanes of 12-bit weights [assumed], one gate unit [assumed]; same PTB char-LM
   workload at the papers' ">90%" zero states. Where the 5.2x comes from: work and weight fetches
   scale with the non-zero columns (input + surviving states); the gate phase and the dense input
   columns do not (Amdahl). The energy gain lies between that speedup (when always-on power
@@ -26,7 +26,7 @@ from .config import Accel, Tech, Workload
 
 PTB_CHAR = Workload(input_size=50, hidden_size=1000, layers=1, steps=100)
 
-_ICLR = dict(dataflow="column", act_bits=12, act_units=16, pipeline_depth=8, weight_bw_bits=1536,
+_ICLR = dict(dataflow="column", act_bits=12, act_units=2, pipeline_depth=8, weight_bw_bits=1536,
              weight_sram_bytes=8 * 2**20, clock_hz=400e6, skip_zero_states=False)
 
 
@@ -44,7 +44,7 @@ def iclr_ternary() -> Accel:
 
 def date_accel(sparse: bool) -> Accel:
     return Accel(name=f"DATE19 {'sparse' if sparse else 'dense'} states", pes=16, lanes=16, weight_bits=12,
-                 act_bits=12, act_units=8, pipeline_depth=8, weight_sram_bytes=8 * 2**20, clock_hz=400e6,
+                 act_bits=12, act_units=1, pipeline_depth=8, weight_sram_bytes=8 * 2**20, clock_hz=400e6,
                  skip_zero_states=sparse, tech=Tech(static_mw=1000.0))
 
 
