@@ -101,3 +101,138 @@ def test_verilog_and_cli(tmp_path):
     assert "module leanrnn_matvec" in (tmp_path / "build" / "leanrnn_matvec.v").read_text()
     cfg.write_text("pes: 1\nlanes: 8\nweight_bits: 8\n")
     assert main(["rtl", "generate", "--config", str(cfg), "-o", str(tmp_path / "b2")]) == 1
+
+
+# -- a whole time step -------------------------------------------------------------------------------
+
+from leanrnn.hw import Workload, simulate  # noqa: E402
+from leanrnn.hw.fixed import FixedFormat, FixedLayer  # noqa: E402
+from leanrnn.rtl.step import LstmStep  # noqa: E402
+
+
+def run_steps(layer, xs, mode="ternary"):
+    dut = LstmStep(layer, mode)
+    H, X = layer.hidden, layer.codes_ih.shape[0]
+    out = []
+
+    async def tb(ctx):
+        for x in xs:
+            for j in range(X):
+                ctx.set(dut.x_we, 1)
+                ctx.set(dut.x_addr, j)
+                ctx.set(dut.x_data, int(x[j]))
+                await ctx.tick()
+            ctx.set(dut.x_we, 0)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            n = 1
+            while not ctx.get(dut.done):
+                await ctx.tick()
+                n += 1
+            await ctx.tick()
+            out.append((n, np.array([ctx.get(getattr(dut, f"h{k}")) for k in range(H)]),
+                        np.array([ctx.get(getattr(dut, f"c{k}")) for k in range(H)])))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    return out
+
+
+def check_against_reference_and_model(layer, xs, mode="ternary"):
+    out = run_steps(layer, xs, mode)
+    H = layer.hidden
+    h, c = np.zeros(H, np.int64), np.zeros(H, np.int64)
+    fed = []
+    for t, x in enumerate(xs):
+        fed.append(h != 0)
+        h, c, _, _ = layer.step(np.asarray(x), h, c, t)
+        assert np.array_equal(out[t][1], h) and np.array_equal(out[t][2], c), f"step {t}"
+    # The cycle-level model of leanrnn.hw, configured as this datapath, counts the same cycles.
+    a = Accel(pes=1, lanes=4 * H, weight_bits=2 if mode == "ternary" else 1, act_units=1,
+              pipeline_depth=LstmStep.OVERHEAD, skip_zero_inputs=True, skip_zero_states=True)
+    wl = Workload(input_size=len(xs[0]), hidden_size=H, steps=len(xs))
+    per_step = []
+    for t in range(len(xs)):
+        r = simulate(a, Workload(wl.input_size, H, steps=1), [fed[t][None]], (np.asarray(xs[t]) != 0)[None])
+        per_step.append(r.cycles)
+    assert [o[0] for o in out] == per_step
+    assert sum(per_step) == simulate(a, wl, [np.array(fed)], np.array(xs) != 0).cycles
+
+
+def _random_layer(rng, X, H, T, fmt=FixedFormat(), mode="ternary"):
+    q = lambda v, frac: np.round(np.asarray(v) * 2 ** frac).astype(np.int64)  # noqa: E731
+    vals = [-1, 0, 1] if mode == "ternary" else [-1, 1]
+    return FixedLayer(fmt, rng.choice(vals, (X, 4 * H)).astype(np.int8), rng.choice(vals, (H, 4 * H)).astype(np.int8),
+                      q(rng.uniform(0.1, 1, (T, 4 * H)), fmt.scale_frac), q(rng.uniform(0.1, 1, (T, 4 * H)), fmt.scale_frac),
+                      q(rng.uniform(-1, 1, (T, 4 * H)), fmt.act_frac), True, q(rng.uniform(0.5, 3, (T, H)), fmt.scale_frac),
+                      q(rng.uniform(-1, 1, (T, H)), fmt.act_frac), int(0.2 * 2 ** fmt.act_frac),
+                      fmt.table(lambda v: 1 / (1 + np.exp(-v))), fmt.table(np.tanh))
+
+
+@pytest.mark.parametrize("mode", ["ternary", "binary"])
+def test_lstm_step_random(mode):
+    rng = np.random.default_rng(3)
+    layer = _random_layer(rng, 3, 4, 2, mode=mode)
+    xs = [np.round(rng.uniform(-1, 1, 3) * 2 ** 12).astype(np.int64) for _ in range(3)]
+    xs[1][1] = 0  # a zero input is skipped too
+    check_against_reference_and_model(layer, xs, mode)
+
+
+def test_lstm_step_on_a_trained_model(tmp_path):
+    import torch
+
+    from leanrnn.export import read_lrnn, write_lrnn
+    from leanrnn.export.exporter import model_to_lrnn
+    from leanrnn.runtime import Model
+    from leanrnn.tasks import LanguageModel
+    torch.manual_seed(0)
+    lm = LanguageModel(10, 4, embed_size=3, weights="ternary", batch_norm=True, state_sparsity=0.5)
+    opt = torch.optim.Adam(lm.parameters(), 1e-2)
+    for _ in range(20):
+        ids = torch.randint(0, 10, (6, 16))
+        logits, _ = lm(ids[:-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), ids[1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    lm.eval()
+    header, tensors = model_to_lrnn(lm, {"task": "char-lm"}, [str(i) for i in range(10)])
+    write_lrnn(tmp_path / "m.lrnn", header, tensors)
+    header, tensors = read_lrnn(tmp_path / "m.lrnn")
+    fmt = FixedFormat()
+    layer = FixedLayer.from_export(header, tensors, 0, fmt)
+    rt = Model.load(tmp_path / "m.lrnn")
+    tokens = [3, 1, 4, 1, 5]
+    xs = [fmt.sat(fmt.q(rt._inputs(tok)[0]), fmt.act_bits) for tok in tokens]
+    check_against_reference_and_model(layer, xs)
+
+
+def test_fixed_point_tracks_the_float_runtime(tmp_path):
+    from leanrnn.hw.fixed import compare_with_float
+    from leanrnn.export.exporter import model_to_lrnn
+    from leanrnn.export import write_lrnn
+    from leanrnn.runtime import Model
+    from leanrnn.tasks import LanguageModel
+    import torch
+    torch.manual_seed(0)
+    lm = LanguageModel(10, 16, embed_size=4, weights="ternary", batch_norm=True).eval()
+    lm.lstm(torch.randn(5, 8, 4))
+    header, tensors = model_to_lrnn(lm, {"task": "char-lm"}, [str(i) for i in range(10)])
+    write_lrnn(tmp_path / "m.lrnn", header, tensors)
+    r = compare_with_float(Model.load(tmp_path / "m.lrnn"), [1, 2, 3, 4, 5, 6, 7, 8])
+    assert r["max_abs_h_error"] < 0.02 and r["top1_agreement"] >= 0.75
+
+
+def test_rtl_cli_with_a_model(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--weights", "ternary", "--batch-norm", "--state-sparsity", "0.5", "--hidden", "4",
+                 "--embed", "3", "--batch", "4", "--seq-len", "5", "--max-chars", "3000", "--epochs", "1",
+                 "--steps-per-epoch", "2", "--no-progress", "--out", str(run)]) == 0
+    assert main(["export", str(run), "-o", str(tmp_path / "m.lrnn")]) == 0
+    assert main(["rtl", "generate", "--model", str(tmp_path / "m.lrnn"), "-o", str(tmp_path / "b")]) == 0
+    assert "module leanrnn_lstm_step" in (tmp_path / "b" / "leanrnn_lstm_step.v").read_text()
+    assert main(["rtl", "fixed", str(tmp_path / "m.lrnn"), "--steps", "20"]) == 0
+    assert "top-1 agreement" in capsys.readouterr().out

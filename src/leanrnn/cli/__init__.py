@@ -102,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     rg = rsub.add_parser("generate", help="write the zero-skip matrix-vector block as Verilog")
     rg.add_argument("--config", help="accelerator YAML: rows = pes x lanes, weight_bits 1 or 2, act_bits")
     rg.add_argument("--columns", type=_positive(int), default=64, help="state entries (weight columns)")
+    rg.add_argument("--model", help="a small .lrnn model: write its whole first-layer time step (weights and "
+                    "folded batch norm in ROMs) instead of the bare matrix-vector block")
     rg.add_argument("-o", "--output", default="build", help="output folder")
+    rf = rsub.add_parser("fixed", help="accuracy of the fixed-point datapath against the float runtime")
+    rf.add_argument("model", help="a one-layer binary/ternary char- or word-LM .lrnn file")
+    rf.add_argument("--steps", type=_positive(int), default=300)
     rr = rsub.add_parser("report", help="Yosys synthesis (generic gates): PE variants, dense vs zero-skip")
     rr.add_argument("-o", "--output", default="build/synth")
 
@@ -211,7 +216,42 @@ def _hw(args) -> int:
 
 
 def _rtl(args, parser) -> int:
+    import numpy as np
+
     from ..hw import Accel, HardwareConfigError, load_accel
+    if args.rtl_command == "generate" and args.model:
+        from ..export import read_lrnn
+        from ..hw.fixed import FixedLayer
+        from ..rtl.step import LstmStep
+        from ..rtl.synth import to_verilog
+        header, tensors = read_lrnn(args.model)
+        layer = FixedLayer.from_export(header, tensors, 0)
+        out = Path(args.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "leanrnn_lstm_step.v").write_text(to_verilog(LstmStep(layer, header["layers"][0]["weights"]),
+                                                            "leanrnn_lstm_step"))
+        print(f"wrote {out / 'leanrnn_lstm_step.v'}: input {layer.codes_ih.shape[0]}, hidden {layer.hidden}, "
+              f"{layer.s_ih.shape[0]} batch-norm steps")
+        return 0
+    if args.rtl_command == "fixed":
+        from ..data import load_text
+        from ..hw.fixed import FixedFormat, compare_with_float
+        from ..runtime import Model
+        m = Model.load(args.model)
+        cfg = m.header.get("config", {})
+        try:
+            ids = load_text(cfg["data"], "char" if cfg["task"] == "char-lm" else "word", cfg.get("data_dir"),
+                            cfg.get("max_chars")).test[: args.steps].numpy()
+        except Exception as e:  # noqa: BLE001
+            print(f"note: random tokens ({type(e).__name__}: {e})")
+            ids = np.random.default_rng(0).integers(0, m.input["vocab"], args.steps)
+        for fmt in (FixedFormat(act_bits=12, act_frac=9, c_bits=16, lut_bits=9, lut_frac=5), FixedFormat()):
+            r = compare_with_float(m, ids, fmt=fmt)
+            print(f"{fmt.act_bits}-bit states ({fmt.act_frac} fractional), {1 << fmt.lut_bits}-entry tables: "
+                  f"mean |h error| {r['mean_abs_h_error']:.4f}, max {r['max_abs_h_error']:.3f}, "
+                  f"next-token KL {r['mean_kl_bits']:.4f} bits, top-1 agreement {r['top1_agreement']:.1%} "
+                  f"over {r['steps']} steps")
+        return 0
     if args.rtl_command == "generate":
         from ..rtl import SparseMatVec
         from ..rtl.synth import to_verilog

@@ -8,44 +8,64 @@
   cycle, clearing it (``mask & (mask - 1)``): exactly ``popcount`` cycles per mask.
 * ``SparseMatVec``: weight-column memory, state memory with its mask, the scanner and ``rows`` PEs
   (one per output row, column dataflow). ``start`` → one column per cycle over the non-zero state
-  entries (all entries with ``skip=False``) → ``done``; the accumulators hold ``C^T h``.
+  entries (all entries with ``skip=False``) → ``done``; the accumulators hold ``C^T h``. With
+  ``split=X`` the first ``X`` columns (the layer input) and the rest (the state) go to two
+  accumulator banks, as one LSTM step needs.
+* ``LstmStep`` (``leanrnn.rtl.step``): that block plus the gate unit and the state registers: a whole
+  time step from ``start`` to ``done``.
 """
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 
-class TernaryPE(wiring.Component):
-    def __init__(self, act_width: int = 12, acc_width: int = 24):
-        super().__init__({"en": In(1), "clr": In(1), "code": In(2), "value": In(signed(act_width)),
-                          "acc": Out(signed(acc_width))})
+class _AddPE(wiring.Component):
+    """Accumulators that add, subtract or skip a broadcast value; ``banks=2`` keeps two sums (the
+    input-to-hidden and hidden-to-hidden products), chosen per column by ``bank``."""
+
+    code_width = 2
+
+    def __init__(self, act_width: int = 12, acc_width: int = 24, banks: int = 1):
+        self.banks = banks
+        sig = {"en": In(1), "clr": In(1), "bank": In(1), "code": In(self.code_width),
+               "value": In(signed(act_width)), "acc": Out(signed(acc_width))}
+        if banks == 2:
+            sig["acc1"] = Out(signed(acc_width))
+        super().__init__(sig)
+
+    def _delta(self):
+        raise NotImplementedError
 
     def elaborate(self, platform):
         m = Module()
-        with m.If(self.clr):
-            m.d.sync += self.acc.eq(0)
-        with m.Elif(self.en & (self.code == 0b01)):
-            m.d.sync += self.acc.eq(self.acc + self.value)
-        with m.Elif(self.en & (self.code == 0b10)):
-            m.d.sync += self.acc.eq(self.acc - self.value)
+        accs = [self.acc] + ([self.acc1] if self.banks == 2 else [])
+        add, sub = self._delta()
+        for b, acc in enumerate(accs):
+            hit = self.en & ((self.bank == b) if self.banks == 2 else 1)
+            with m.If(self.clr):
+                m.d.sync += acc.eq(0)
+            with m.Elif(hit & add):
+                m.d.sync += acc.eq(acc + self.value)
+            with m.Elif(hit & sub):
+                m.d.sync += acc.eq(acc - self.value)
         return m
 
 
-class BinaryPE(wiring.Component):
-    def __init__(self, act_width: int = 12, acc_width: int = 24):
-        super().__init__({"en": In(1), "clr": In(1), "code": In(1), "value": In(signed(act_width)),
-                          "acc": Out(signed(acc_width))})
+class TernaryPE(_AddPE):
+    code_width = 2
 
-    def elaborate(self, platform):
-        m = Module()
-        with m.If(self.clr):
-            m.d.sync += self.acc.eq(0)
-        with m.Elif(self.en):
-            m.d.sync += self.acc.eq(Mux(self.code, self.acc + self.value, self.acc - self.value))
-        return m
+    def _delta(self):
+        return self.code == 0b01, self.code == 0b10
+
+
+class BinaryPE(_AddPE):
+    code_width = 1
+
+    def _delta(self):
+        return self.code == 1, self.code == 0
 
 
 class MacPE(wiring.Component):
@@ -105,7 +125,9 @@ class SparseMatVec(wiring.Component):
         finishes in one)."""
         return columns + cls.LATENCY if columns else 1
 
-    def __init__(self, codes, mode: str = "ternary", act_width: int = 12, acc_width: int = 24, skip: bool = True):
+    def __init__(self, codes, mode: str = "ternary", act_width: int = 12, acc_width: int = 24, skip: bool = True,
+                 split: int | None = None):
+        self.split = split
         if mode not in ("ternary", "binary"):
             raise ValueError(f"mode={mode!r} must be 'ternary' or 'binary'")
         self.cols, self.rows = len(codes), len(codes[0])
@@ -118,6 +140,8 @@ class SparseMatVec(wiring.Component):
                "w_we": In(1), "w_addr": In(range(max(self.cols, 2))), "w_data": In(self.rows * self.cb)}
         for i in range(self.rows):
             sig[f"acc{i}"] = Out(signed(acc_width))
+            if split is not None:
+                sig[f"accb{i}"] = Out(signed(acc_width))
         self.acc_width = acc_width
         super().__init__(sig)
 
@@ -141,10 +165,12 @@ class SparseMatVec(wiring.Component):
         pe_cls = TernaryPE if self.mode == "ternary" else BinaryPE
         pes = []
         for i in range(self.rows):
-            pe = pe_cls(self.act_width, self.acc_width)
+            pe = pe_cls(self.act_width, self.acc_width, banks=1 if self.split is None else 2)
             m.submodules[f"pe{i}"] = pe
             pes.append(pe)
             m.d.comb += getattr(self, f"acc{i}").eq(pe.acc)
+            if self.split is not None:
+                m.d.comb += getattr(self, f"accb{i}").eq(pe.acc1)
         issue = Signal()      # a column address goes to the memories this cycle
         fetched = Signal()    # its column and state value arrive this cycle
         m.d.comb += [scan.mask_in.eq(mask if self.skip else (1 << self.cols) - 1),
@@ -161,7 +187,10 @@ class SparseMatVec(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         m.d.sync += fetched.eq(issue)
+        bank = Signal()
+        if self.split is not None:  # the column fetched this cycle was issued last cycle
+            m.d.sync += bank.eq(scan.index >= self.split)
         for i, pe in enumerate(pes):
-            m.d.comb += [pe.en.eq(fetched), pe.value.eq(sr.data),
+            m.d.comb += [pe.en.eq(fetched), pe.value.eq(sr.data), pe.bank.eq(bank),
                          pe.code.eq(wr.data[self.cb * i: self.cb * (i + 1)])]
         return m

@@ -55,6 +55,7 @@ class _Layer:
 class Model:
     def __init__(self, header: dict, tensors: dict):
         self.header = header
+        self._tensors = tensors
         self.task = header["task"]
         self.vocab = header.get("vocab")
         self.input = header["input"]
