@@ -49,7 +49,7 @@ def main():
         cfg = json.loads(cfg_path.read_text())
         m = json.loads((d / "eval_test.json").read_text())
         rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        groups.setdefault((cfg["task"], cfg["data"]), []).append((d.name, cfg, m, rows, d))
+        groups.setdefault((cfg["task"], cfg["data"]), []).append((f"{d.parent.name}/{d.name}", cfg, m, rows, d))
     out = {}
     for key, runs in groups.items():
         metric = runs[0][2]["metric_name"]
