@@ -42,11 +42,13 @@ def main():
     groups: dict = {}
     for cfg_path in sorted(Path(args.runs).glob("*/*/config.json")):
         d = cfg_path.parent
-        if not (d / "best.pt").exists():
-            continue
-        if not (d / "eval_test.json").exists():
-            cli(["eval", str(d)])
         cfg = json.loads(cfg_path.read_text())
+        done = (d / "metrics.jsonl").exists() and len((d / "metrics.jsonl").read_text().splitlines()) >= cfg["epochs"]
+        if not done:
+            print(f"skipping {d}: not finished")
+            continue
+        if not (d / "eval_test.json").exists() or (d / "eval_test.json").stat().st_mtime < (d / "best.pt").stat().st_mtime:
+            cli(["eval", str(d)])
         m = json.loads((d / "eval_test.json").read_text())
         rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
         groups.setdefault((cfg["task"], cfg["data"]), []).append((f"{d.parent.name}/{d.name}", cfg, m, rows, d))

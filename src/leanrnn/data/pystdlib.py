@@ -15,13 +15,17 @@ import torch
 
 VOCAB = ["<unk>", "\t", "\n"] + [chr(c) for c in range(32, 127)]
 _INDEX = {ch: i for i, ch in enumerate(VOCAB)}
-_SKIP_DIRS = {"site-packages", "test", "tests", "idlelib", "__pycache__", "lib2to3"}
+# Tests, vendored and generated code (``encodings/`` is mostly machine-written codec tables) would
+# make the corpus less like the Python people write.
+_SKIP_DIRS = {"site-packages", "test", "tests", "idlelib", "__pycache__", "lib2to3", "encodings"}
 
 
 def stdlib_files(root: str | Path | None = None) -> list[Path]:
+    """The corpus files in a fixed pseudo-random order (by a hash of the path), so that a size cap
+    takes a sample of the whole library rather than its alphabetically first packages."""
     root = Path(root or sysconfig.get_paths()["stdlib"])
     files = [p for p in root.rglob("*.py") if not (_SKIP_DIRS & set(p.relative_to(root).parts[:-1]))]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    return sorted(files, key=lambda p: (zlib.crc32(p.relative_to(root).as_posix().encode(), 7), p.name))
 
 
 def split_of(rel_path: str) -> str:
@@ -38,7 +42,7 @@ def decode(ids) -> str:
 
 
 def load_pystdlib(split: str = "train", max_chars: int | None = None, root: str | Path | None = None) -> torch.Tensor:
-    """Character ids (uint8) of one split, files concatenated in path order, cut at ``max_chars``."""
+    """Character ids (uint8) of one split, files concatenated in corpus order, cut at ``max_chars``."""
     if split not in ("train", "valid", "test"):
         raise ValueError(f"split={split!r} must be 'train', 'valid' or 'test'")
     root = Path(root or sysconfig.get_paths()["stdlib"])
