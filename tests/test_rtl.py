@@ -9,6 +9,27 @@ from leanrnn.rtl import SparseMatVec, ZeroSkipScanner
 from leanrnn.rtl.synth import to_verilog
 
 
+async def _write(ctx, we, addr, data, values):
+    for j, v in enumerate(values):
+        ctx.set(we, 1)
+        ctx.set(addr, j)
+        ctx.set(data, int(v))
+        await ctx.tick()
+    ctx.set(we, 0)
+
+
+async def _start_and_count(ctx, dut) -> int:
+    """Pulse start, then count cycles until done (the start cycle is cycle 1)."""
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+    n = 1
+    while not ctx.get(dut.done):
+        await ctx.tick()
+        n += 1
+    return n
+
+
 def run_matvec(codes, h, mode, skip=True, reload_codes=None):
     dut = SparseMatVec(codes.tolist(), mode, 12, 24, skip=skip)
     res = {}
@@ -17,25 +38,10 @@ def run_matvec(codes, h, mode, skip=True, reload_codes=None):
         if reload_codes is not None:  # rewrite the weight memory through its port
             cb = 2 if mode == "ternary" else 1
             enc = {"ternary": {0: 0, 1: 1, -1: 2}, "binary": {1: 1, -1: 0}}[mode]
-            for j, col in enumerate(reload_codes):
-                ctx.set(dut.w_we, 1)
-                ctx.set(dut.w_addr, j)
-                ctx.set(dut.w_data, sum(enc[int(c)] << (cb * i) for i, c in enumerate(col)))
-                await ctx.tick()
-            ctx.set(dut.w_we, 0)
-        for j, v in enumerate(h):
-            ctx.set(dut.h_we, 1)
-            ctx.set(dut.h_addr, j)
-            ctx.set(dut.h_data, int(v))
-            await ctx.tick()
-        ctx.set(dut.h_we, 0)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        n = 1
-        while not ctx.get(dut.done):
-            await ctx.tick()
-            n += 1
+            words = [sum(enc[int(c)] << (cb * i) for i, c in enumerate(col)) for col in reload_codes]
+            await _write(ctx, dut.w_we, dut.w_addr, dut.w_data, words)
+        await _write(ctx, dut.h_we, dut.h_addr, dut.h_data, h)
+        n = await _start_and_count(ctx, dut)
         res["cycles"] = n
         res["acc"] = np.array([ctx.get(getattr(dut, f"acc{i}")) for i in range(codes.shape[1])])
 
@@ -112,24 +118,13 @@ from leanrnn.rtl.step import LstmStep  # noqa: E402
 
 def run_steps(layer, xs, mode="ternary"):
     dut = LstmStep(layer, mode)
-    H, X = layer.hidden, layer.codes_ih.shape[0]
+    H = layer.hidden
     out = []
 
     async def tb(ctx):
         for x in xs:
-            for j in range(X):
-                ctx.set(dut.x_we, 1)
-                ctx.set(dut.x_addr, j)
-                ctx.set(dut.x_data, int(x[j]))
-                await ctx.tick()
-            ctx.set(dut.x_we, 0)
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            n = 1
-            while not ctx.get(dut.done):
-                await ctx.tick()
-                n += 1
+            await _write(ctx, dut.x_we, dut.x_addr, dut.x_data, x)
+            n = await _start_and_count(ctx, dut)
             await ctx.tick()
             out.append((n, np.array([ctx.get(getattr(dut, f"h{k}")) for k in range(H)]),
                         np.array([ctx.get(getattr(dut, f"c{k}")) for k in range(H)])))

@@ -146,6 +146,24 @@ class _LeanBase(nn.Module):
                     b_hh.zero_()
                     b_ih[H:2 * H] = 1.0  # forget-gate bias
 
+    def _check_input(self, input, ranks: tuple[int, int], shapes: str) -> bool:
+        """Validate rank and feature size; returns whether the input is batched."""
+        if not isinstance(input, Tensor) or input.dim() not in ranks:
+            got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise ValueError(f"input must be {shapes}, got {got}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"input.size(-1) must be input_size={self.input_size}, got {input.shape[-1]}")
+        return input.dim() == ranks[1]
+
+    @staticmethod
+    def _check_state(hx, want: tuple) -> tuple[Tensor, Tensor]:
+        if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
+            raise ValueError("hx must be a tuple (h_0, c_0)")
+        for name, s in zip(("h_0", "c_0"), hx):
+            if tuple(s.shape) != want:
+                raise ValueError(f"{name} must have shape {want}, got {tuple(s.shape)}")
+        return hx[0], hx[1]
+
     def _quantize(self, w: Tensor) -> Tensor:
         return quantize(w, self.weights, stochastic=self.stochastic and self.training)
 
@@ -214,14 +232,7 @@ class LeanLSTM(_LeanBase):
         return s + ", " + self._extra()
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None):
-        if not isinstance(input, Tensor):
-            raise ValueError(f"input must be a Tensor, got {type(input).__name__}")
-        if input.dim() not in (2, 3):
-            raise ValueError(f"input must be 2-D (seq, {self.input_size}) unbatched or 3-D batched, "
-                             f"got shape {tuple(input.shape)}")
-        if input.shape[-1] != self.input_size:
-            raise ValueError(f"input.size(-1) must be input_size={self.input_size}, got {input.shape[-1]}")
-        batched = input.dim() == 3
+        batched = self._check_input(input, (2, 3), f"2-D (seq, {self.input_size}) unbatched or 3-D batched")
         x = input if batched else input.unsqueeze(1)
         if batched and self.batch_first:
             x = x.transpose(0, 1)
@@ -230,13 +241,7 @@ class LeanLSTM(_LeanBase):
         if hx is None:
             h0 = c0 = x.new_zeros(L, B, H)
         else:
-            if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-                raise ValueError("hx must be a tuple (h_0, c_0)")
-            h0, c0 = hx
-            want = (L, B, H) if batched else (L, H)
-            for name, s in (("h_0", h0), ("c_0", c0)):
-                if tuple(s.shape) != want:
-                    raise ValueError(f"{name} must have shape {want}, got {tuple(s.shape)}")
+            h0, c0 = self._check_state(hx, (L, B, H) if batched else (L, H))
             if not batched:
                 h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
         hs, cs = [], []
@@ -307,22 +312,13 @@ class LeanLSTMCell(_LeanBase):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False") + ", " + self._extra()
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None, t: int = 0):
-        if not isinstance(input, Tensor) or input.dim() not in (1, 2):
-            raise ValueError(f"input must be 1-D ({self.input_size},) or 2-D (batch, {self.input_size}), "
-                             f"got {tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__}")
-        if input.shape[-1] != self.input_size:
-            raise ValueError(f"input.size(-1) must be input_size={self.input_size}, got {input.shape[-1]}")
-        batched = input.dim() == 2
+        batched = self._check_input(input, (1, 2), f"1-D ({self.input_size},) or 2-D (batch, {self.input_size})")
         x = input if batched else input.unsqueeze(0)
         B = x.shape[0]
         if hx is None:
             h0 = c0 = x.new_zeros(B, self.hidden_size)
         else:
-            h0, c0 = hx
-            want = (B, self.hidden_size) if batched else (self.hidden_size,)
-            for name, s in (("h_0", h0), ("c_0", c0)):
-                if tuple(s.shape) != want:
-                    raise ValueError(f"{name} must have shape {want}, got {tuple(s.shape)}")
+            h0, c0 = self._check_state(hx, (B, self.hidden_size) if batched else (self.hidden_size,))
             if not batched:
                 h0, c0 = h0.unsqueeze(0), c0.unsqueeze(0)
         bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
