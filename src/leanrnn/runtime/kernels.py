@@ -69,10 +69,7 @@ def acc_fp(w, x, out):
 def _tanh(x):
     """tanh as a clamped 13/6 rational polynomial (Eigen's float approximation; |error| < 3e-7):
     no libm call, so the gate loop vectorizes (libm's scalar tanh took half of a step)."""
-    if x > 7.90531110763549805:
-        x = 7.90531110763549805
-    elif x < -7.90531110763549805:
-        x = -7.90531110763549805
+    x = min(max(x, -7.90531110763549805), 7.90531110763549805)
     x2 = x * x
     p = -2.76076847742355e-16
     p = p * x2 + 2.00018790482477e-13
@@ -93,7 +90,7 @@ def _sig(x):
     return 0.5 * _tanh(0.5 * x) + 0.5
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def gates(acc_ih, acc_hh, s_ih, s_hh, b, c, bn_c, s_c, b_c, thr, h_out):
     """Scale, shift and activate the four gates, update ``c`` in place, write the pruned ``h``;
     returns the number of zero entries of ``h``."""
@@ -109,8 +106,8 @@ def gates(acc_ih, acc_hh, s_ih, s_hh, b, c, bn_c, s_c, b_c, thr, h_out):
         cn = ck * s_c[k] + b_c[k] if bn_c else ck
         h = _sig(zo) * _tanh(cn)
         keep = abs(h) >= thr
-        h_out[k] = h if keep else 0.0
-        zeros += 0 if keep else 1
+        h_out[k] = h if keep else np.float32(0.0)
+        zeros += np.int64(not keep)
     return zeros
 
 
