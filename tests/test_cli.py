@@ -9,11 +9,12 @@ import pytest
 from leanrnn.cli import main
 
 
-def test_demo_runs_and_prints_both_models(capsys):
-    main(["demo", "--steps", "3", "--hidden", "16", "--no-progress"])
+def test_demo_runs_and_prints_both_models(capsys, tmp_path):
+    main(["demo", "--steps", "3", "--hidden", "16", "--no-progress", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "full precision" in out and "ternary + BN + 90% state pruning" in out
     assert "bits/char" in out and "zero states" in out
+    assert (tmp_path / "ternary" / "best.pt").exists() and (tmp_path / "fp" / "metrics.jsonl").exists()
 
 
 @pytest.mark.parametrize("argv, msg", [(["demo", "--steps", "0"], "must be > 0"),

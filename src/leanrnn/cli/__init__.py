@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=_positive(int), default=600, help="training steps per model (default 600)")
     d.add_argument("--hidden", type=_positive(int), default=256, help="LSTM units (default 256)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--out", default="runs/demo", help="where the two runs are kept (default runs/demo)")
     d.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     t = sub.add_parser("train", help="train a model (settings from --recipe, then flags)")
@@ -308,7 +309,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "demo":
             from .demo import run
-            run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=not args.no_progress)
+            run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=not args.no_progress, out=args.out)
         elif args.command == "train":
             return _train(args, argv)
         elif args.command == "eval":
