@@ -246,7 +246,7 @@ def _rtl(args, parser) -> int:
         except Exception as e:  # noqa: BLE001
             print(f"note: random tokens ({type(e).__name__}: {e})")
             ids = np.random.default_rng(0).integers(0, m.input["vocab"], args.steps)
-        for fmt in (FixedFormat(act_bits=12, act_frac=9, c_bits=16, lut_bits=9, lut_frac=5), FixedFormat()):
+        for fmt in (FixedFormat(act_bits=12, act_frac=9, c_bits=20, c_frac=13, lut_bits=9, lut_frac=5), FixedFormat()):
             r = compare_with_float(m, ids, fmt=fmt)
             print(f"{fmt.act_bits}-bit states ({fmt.act_frac} fractional), {1 << fmt.lut_bits}-entry tables: "
                   f"mean |h error| {r['mean_abs_h_error']:.4f}, max {r['max_abs_h_error']:.3f}, "

@@ -9,8 +9,10 @@ Numbers are integers with ``frac`` fractional bits (value = integer / 2**frac):
 * sigmoid and tanh are tables of ``2**lut_bits`` entries over ``[-2**(lut_bits-1-lut_frac),
   2**(lut_bits-1-lut_frac))``, indexed by ``z >> (act_frac - lut_frac)`` clamped to the table, each
   entry the function at its bin's centre;
-* ``c = sat((f * c + i * g) >> act_frac)`` in ``c_bits``; with batch norm ``c_hat = ((c * S_c) >>
-  scale_frac) + B_c``; ``h = (o * tanh(c_hat)) >> act_frac``, zeroed when ``|h| < threshold``.
+* the cell state has its own ``c_frac`` fractional bits: ``c = sat((f * c + ((i * g) << (c_frac -
+  act_frac))) >> act_frac)`` in ``c_bits``; with batch norm ``c_hat = ((c * S_c) >> (scale_frac +
+  c_frac - act_frac)) + B_c``, else ``c_hat = c >> (c_frac - act_frac)``; ``h = (o * tanh(c_hat)) >>
+  act_frac``, zeroed when ``|h| < threshold``.
 """
 from __future__ import annotations
 
@@ -26,9 +28,10 @@ from ..export.format import unpack_codes
 class FixedFormat:
     act_bits: int = 16
     act_frac: int = 12
-    c_bits: int = 20
+    c_bits: int = 24
+    c_frac: int = 16      # the cell state keeps more fraction: folded BN gains on c reach the hundreds
     scale_frac: int = 14
-    scale_bits: int = 24
+    scale_bits: int = 32
     lut_bits: int = 11
     lut_frac: int = 7
 
@@ -101,8 +104,9 @@ class FixedLayer:
         H = self.hidden
         i, fg, o = (f.lookup(self.sig, z[q * H:(q + 1) * H]) for q in (0, 1, 3))
         g = f.lookup(self.tanh, z[2 * H:3 * H])
-        c = f.sat((fg * c + i * g) >> f.act_frac, f.c_bits)
-        cn = ((c * self.s_c[ts]) >> f.scale_frac) + self.b_c[ts] if self.bn_c else c
+        up = f.c_frac - f.act_frac
+        c = f.sat((fg * c + ((i * g) << up)) >> f.act_frac, f.c_bits)
+        cn = ((c * self.s_c[ts]) >> (f.scale_frac + up)) + self.b_c[ts] if self.bn_c else c >> up
         hn = (o * f.lookup(self.tanh, cn)) >> f.act_frac
         hn = np.where(np.abs(hn) >= self.threshold, hn, 0)
         return hn, c, acc_ih, acc_hh

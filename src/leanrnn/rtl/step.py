@@ -80,8 +80,9 @@ class LstmStep(wiring.Component):
             gate.append(lut(tanh_t if q == 2 else sig_t, z))
         gi, gf, gg, go = gate
         c_new = Signal(signed(f.c_bits))
-        m.d.comb += c_new.eq(_sat((gf * cs[k] + gi * gg) >> f.act_frac, f.c_bits))
-        cn = ((c_new * s_c[t][k]) >> f.scale_frac) + b_c[t][k] if L.bn_c else c_new
+        up = f.c_frac - f.act_frac
+        m.d.comb += c_new.eq(_sat((gf * cs[k] + ((gi * gg) << up)) >> f.act_frac, f.c_bits))
+        cn = ((c_new * s_c[t][k]) >> (f.scale_frac + up)) + b_c[t][k] if L.bn_c else c_new >> up
         h_pre = Signal(signed(f.act_bits + 1))
         m.d.comb += h_pre.eq((go * lut(tanh_t, cn)) >> f.act_frac)
         keep = Mux(h_pre < 0, -h_pre, h_pre) >= L.threshold
