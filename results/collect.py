@@ -41,6 +41,8 @@ def main():
     args = ap.parse_args()
     groups: dict = {}
     for cfg_path in sorted(Path(args.runs).glob("*/*/config.json")):
+        if cfg_path.parent.parent.name == "demo":  # the main job's short runs
+            continue
         d = cfg_path.parent
         cfg = json.loads(cfg_path.read_text())
         done = (d / "metrics.jsonl").exists() and len((d / "metrics.jsonl").read_text().splitlines()) >= cfg["epochs"]

@@ -34,7 +34,7 @@ def run(steps: int = 600, hidden: int = 256, batch: int = 32, seq_len: int = 100
         shutil.rmtree(run_dir, ignore_errors=True)
         cfg = TrainConfig(task="char-lm", data="pystdlib", max_chars=steps * batch * seq_len + batch * 2,
                           hidden=hidden, embed=64, lr=lr, epochs=1, batch=batch, seq_len=seq_len,
-                          steps_per_epoch=steps, checkpoint_every=max(steps, 1), seed=seed, **kw)
+                          steps_per_epoch=steps, checkpoint_every=max(steps, 1), eval_batch=64, seed=seed, **kw)
         t0 = time.perf_counter()
         Trainer(cfg, run_dir, progress=progress, log=lambda *a: None).run()
         train_s = time.perf_counter() - t0
