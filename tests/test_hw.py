@@ -1,12 +1,45 @@
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leanrnn.cli import main
-from leanrnn.hw import Accel, HardwareConfigError, Workload, analytic, simulate
-from leanrnn.hw.presets import (DATE_STATE_DENSITY, PTB_CHAR, date_accel, iclr_binary, iclr_fp12,
-                                iclr_ternary)
+from leanrnn.hw import (
+    Accel,
+    HardwareConfigError,
+    Tech,
+    Workload,
+    amdahl_bound,
+    analytic,
+    simulate,
+    weight_memory_bits,
+)
+from leanrnn.hw.presets import PRESETS, SOURCES, Assumed, Sourced
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "accelerator.md"
+PROPS = settings(max_examples=60, deadline=None)
+
+
+@st.composite
+def configs(draw, skip_states=None):
+    """Any valid accelerator and technology with a small workload it can hold on chip."""
+    tech = Tech(lut_pj=draw(st.floats(0, 5)), static_mw=draw(st.floats(0, 2000)),
+                node_scale=draw(st.floats(0.2, 4)), sram_pj_per_bit_8kb=draw(st.floats(0.01, 2)))
+    a = Accel(pes=draw(st.integers(1, 32)), lanes=draw(st.integers(1, 32)),
+              dataflow=draw(st.sampled_from(["column", "row"])),
+              weight_bits=draw(st.sampled_from([1, 2, 4, 8, 12, 16, 32])), act_bits=draw(st.integers(4, 16)),
+              skip_zero_states=draw(st.booleans()) if skip_states is None else skip_states,
+              skip_zero_inputs=draw(st.booleans()), scanner_width=draw(st.integers(1, 128)),
+              scanner_overlap=draw(st.booleans()), act_units=draw(st.integers(1, 16)),
+              pipeline_depth=draw(st.integers(0, 16)), weight_sram_bytes=2**30,
+              sram_bank_bytes=draw(st.sampled_from([8192, 65536, 2**20])),
+              weight_bw_bits=draw(st.one_of(st.none(), st.integers(8, 8192))), tech=tech)
+    wl = Workload(input_size=draw(st.integers(1, 80)), hidden_size=draw(st.integers(1, 200)),
+                  layers=draw(st.integers(1, 3)), steps=draw(st.integers(1, 6)))
+    return a, wl
 
 
 def test_hand_computed_cycles():
@@ -20,16 +53,82 @@ def test_hand_computed_cycles():
     assert r.mv_cycles == 18 and r.gate_cycles == 6
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(skip_zero_states=False), dict(dataflow="row", pes=4, lanes=8),
-                                dict(weight_bits=12, weight_bw_bits=256), dict(scanner_overlap=False)])
-def test_modes_agree_on_dense_input(kw):
-    a = Accel(**kw)
-    wl = Workload(input_size=40, hidden_size=64, layers=2, steps=7)
-    dense = [np.ones((7, 64), bool)] * 2
+@PROPS
+@given(configs(), st.data())
+def test_analytic_equals_trace_on_dense_input(cw, data):
+    a, wl = cw
+    dense = [np.ones((wl.steps, wl.hidden_size), bool)] * wl.layers
     s, an = simulate(a, wl, dense), analytic(a, wl, 1.0, 1.0)
     assert s.cycles == pytest.approx(an.cycles)
+    assert s.energy_pj.keys() == an.energy_pj.keys()
     for k in an.energy_pj:
         assert s.energy_pj[k] == pytest.approx(an.energy_pj[k])
+
+
+@PROPS
+@given(configs(skip_states=True), st.floats(0, 1), st.floats(0, 1), st.integers(0, 2**32 - 1))
+def test_cycles_fall_as_zero_states_rise(cw, d1, d2, seed):
+    a, wl = cw
+    lo, hi = sorted((d1, d2))
+    assert analytic(a, wl, lo).cycles <= analytic(a, wl, hi).cycles * (1 + 1e-12)
+    # trace-driven: zeroing more entries of the same masks never costs cycles
+    rng = np.random.default_rng(seed)
+    u = [rng.random((wl.steps, wl.hidden_size)) for _ in range(wl.layers)]
+    sparse, denser = ([m < d for m in u] for d in (lo, hi))
+    assert simulate(a, wl, sparse).cycles <= simulate(a, wl, denser).cycles + 1e-9
+
+
+@PROPS
+@given(configs(skip_states=True), st.floats(0, 1), st.floats(0, 1))
+def test_speedup_never_exceeds_amdahl_bound(cw, d_state, d_input):
+    a, wl = cw
+    dense = analytic(dataclasses.replace(a, skip_zero_states=False, skip_zero_inputs=False), wl)
+    bound = amdahl_bound(a, wl, d_state, d_input)
+    assert dense.cycles / analytic(a, wl, d_state, d_input).cycles <= bound * (1 + 1e-9)
+    assert bound >= 1
+
+
+def test_column_dataflow_meets_the_amdahl_bound():
+    a = Accel(pes=4, lanes=8, act_units=2, scanner_overlap=True)
+    wl = Workload(input_size=30, hidden_size=100)
+    dense = analytic(dataclasses.replace(a, skip_zero_states=False), wl)
+    # mv cycles per column: ceil(400 / 32) = 13; gate phase 50 + 8
+    assert dense.cycles / analytic(a, wl, 0.1).cycles == pytest.approx(amdahl_bound(a, wl, 0.1))
+    assert amdahl_bound(a, wl, 0.1) == pytest.approx((13 * 130 + 58) / (13 * 40 + 58))
+
+
+@PROPS
+@given(configs(skip_states=True), st.floats(0, 1), st.floats(0, 5000))
+def test_energy_gain_lies_between_dynamic_and_always_on_limits(cw, d, static_mw):
+    a, wl = cw
+
+    def with_p(acc, mw):
+        return dataclasses.replace(acc, tech=dataclasses.replace(acc.tech, static_mw=mw))
+
+    dense_a = dataclasses.replace(a, skip_zero_states=False)
+    runs = {mw: (analytic(with_p(dense_a, mw), wl), analytic(with_p(a, mw), wl, d)) for mw in (0.0, static_mw)}
+    dn, sp = runs[static_mw]
+    gain = dn.energy_per_step_pj / sp.energy_per_step_pj
+    dynamic_only = runs[0.0][0].energy_per_step_pj / runs[0.0][1].energy_per_step_pj
+    always_on = dn.cycles / sp.cycles
+    assert min(dynamic_only, always_on) * (1 - 1e-9) <= gain <= max(dynamic_only, always_on) * (1 + 1e-9)
+
+
+@PROPS
+@given(configs(), st.floats(0, 1))
+def test_cycles_do_not_depend_on_the_technology(cw, d):
+    a, wl = cw
+    other = dataclasses.replace(a, tech=Tech(static_mw=0.0, lut_pj=9.0, node_scale=3.0))
+    assert analytic(a, wl, d).cycles == analytic(other, wl, d).cycles
+
+
+@PROPS
+@given(configs())
+def test_weight_memory_scales_with_bit_width(cw):
+    a, wl = cw
+    one = weight_memory_bits(wl, 1)
+    assert one == wl.weight_count() > 0
+    assert analytic(a, wl).weight_bits == weight_memory_bits(wl, a.weight_bits) == a.weight_bits * one
 
 
 def test_trace_matches_analytic_for_random_masks():
@@ -42,7 +141,7 @@ def test_trace_matches_analytic_for_random_masks():
 
 def test_row_dataflow_pays_for_imbalance():
     a = Accel(dataflow="row", pes=4, lanes=16)
-    wl = Workload(input_size=0 + 4, hidden_size=60, steps=1)
+    wl = Workload(input_size=4, hidden_size=60, steps=1)
     spread = np.zeros((1, 60), bool)
     spread[0, ::10] = True             # 6 non-zeros spread over the slices
     lumped = np.zeros((1, 60), bool)
@@ -50,21 +149,35 @@ def test_row_dataflow_pays_for_imbalance():
     assert simulate(a, wl, [lumped]).mv_cycles > simulate(a, wl, [spread]).mv_cycles
 
 
-def test_iclr_ratios():
-    fp, b, t = (analytic(f(), PTB_CHAR) for f in (iclr_fp12, iclr_binary, iclr_ternary))
-    assert fp.weight_bits / b.weight_bits == pytest.approx(12, rel=0.15)
-    assert fp.cycles / b.cycles == pytest.approx(10, rel=0.15)
-    assert fp.weight_bits / t.weight_bits == 6 and fp.cycles / t.cycles > 4
+@pytest.mark.parametrize("key", sorted(PRESETS))
+def test_every_preset_value_is_sourced_or_a_swept_assumption(key):
+    p = PRESETS[key]
+    fields = ({f.name for f in dataclasses.fields(Accel)} - {"tech"} | {f.name for f in dataclasses.fields(Tech)} - {"name"}
+              | {f.name for f in dataclasses.fields(Workload)})
+    assert fields <= set(p.params) | set(p.derived), "fields neither sourced, assumed nor derived"
+    docs = DOCS.read_text()
+    for name, q in p.params.items():
+        assert isinstance(q, (Sourced, Assumed))
+        if isinstance(q, Sourced):
+            assert q.source in SOURCES and q.tag in "VRDM"
+        else:
+            assert q.value in q.sweep, f"{name}: the default lies outside its sweep"
+        assert f"`{name}`" in docs, f"{name} is not documented in docs/accelerator.md"
+    for k in SOURCES:
+        assert f"`{k}`" in docs, f"source {k} is not described in docs/accelerator.md"
 
 
-def test_date_ratios():
-    dense = analytic(date_accel(False), PTB_CHAR, 1.0)
-    sparse = analytic(date_accel(True), PTB_CHAR, DATE_STATE_DENSITY)
-    assert dense.cycles / sparse.cycles == pytest.approx(5.2, rel=0.15)
-    assert dense.energy_per_step_pj / sparse.energy_per_step_pj == pytest.approx(5.2, rel=0.15)
-    # monotone: denser states never cost less
-    costs = [analytic(date_accel(True), PTB_CHAR, d).cycles for d in (0.05, 0.2, 0.5, 1.0)]
-    assert costs == sorted(costs) and costs[-1] == dense.cycles
+@pytest.mark.parametrize("key", sorted(PRESETS))
+@PROPS
+@given(data=st.data())
+def test_presets_build_at_any_sweep_point(key, data):
+    p = PRESETS[key]
+    values = {k: data.draw(st.sampled_from(a.sweep), label=k) for k, a in p.free().items()}
+    wl, accels = p.configs(values)
+    for a in accels.values():
+        assert analytic(a, wl, 0.5).cycles > 0
+    with pytest.raises(KeyError, match="no parameter"):
+        p.configs({"not_a_parameter": 1})
 
 
 def test_impossible_configurations():
@@ -80,6 +193,8 @@ def test_impossible_configurations():
         analytic(Accel(weight_bits=3), wl)
     with pytest.raises(HardwareConfigError, match="state mask"):
         simulate(Accel(), Workload(4, 8, steps=2), [np.ones((2, 7), bool)])
+    with pytest.raises(HardwareConfigError, match="unknown tech setting.*reg_pj"):
+        Accel.from_dict({"tech": {"reg_pj": 1.0}})
 
 
 def test_hw_cli(tmp_path, capsys):
@@ -94,5 +209,5 @@ def test_hw_cli(tmp_path, capsys):
         assert (run / name).stat().st_size > 0
     bad = tmp_path / "bad.yaml"
     bad.write_text("pes: 0\n")
-    assert main(["hw", str(run), "--config", str(bad)]) == 1
+    assert main(["hw", str(run), "--config", str(bad)]) != 0
     assert "pes=0" in capsys.readouterr().err

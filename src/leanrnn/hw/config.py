@@ -1,12 +1,14 @@
 """Parameters of an LSTM accelerator, its technology, and the workload it runs.
 
-Energy defaults: Horowitz, "Computing's energy problem (and what we can do about it)", ISSCC 2014,
-45 nm, 0.9 V: 8-/32-bit integer add 0.03/0.1 pJ, 8-/32-bit integer multiply 0.2/3.1 pJ, fp32
-multiply-add 4.6 pJ; SRAM about 10 pJ per 64-bit access of an 8 KB array (0.16 pJ/bit) rising to
-~100 pJ per 64 bits at 1 MB (1.6 pJ/bit, growing with the square root of capacity); DRAM
-1.3-2.6 nJ per 64-bit access (we use 20 pJ/bit). Adders scale linearly with width, array
-multipliers with the product of the operand widths; ``node_scale`` multiplies every dynamic energy
-(E ~ C V^2: about 2-3x from 45 nm / 0.9 V to 65 nm / 1.0-1.2 V).
+Energy defaults (``Tech``) are Horowitz, "Computing's energy problem (and what we can do about it)",
+ISSCC 2014, 45 nm, 0.9 V, as listed in ``docs/accelerator.md``: 32-bit integer add 0.1 pJ and multiply
+3.1 pJ; an 8 KB SRAM read 10 pJ per 64 bits (0.16 pJ/bit); DRAM 1.3-2.6 nJ per 64 bits (20 pJ/bit,
+the low end). Scaling rules: adders scale with width, array multipliers with the product of the
+operand widths, SRAM energy per bit with the square root of capacity (Horowitz's 8 KB and 1 MB points
+differ by 10x for 128x the capacity, about sqrt(128) = 11.3x). ``node_scale`` multiplies every energy
+(E ~ C V^2); it cancels in every ratio of two configurations on one node. ``lut_pj`` and
+``static_mw`` have no source: they are free assumptions, swept wherever a ratio depends on them
+(``leanrnn.hw.presets``).
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 
 class HardwareConfigError(ValueError):
@@ -24,14 +25,13 @@ class HardwareConfigError(ValueError):
 @dataclass
 class Tech:
     name: str = "45nm (Horowitz ISSCC 2014)"
-    add32_pj: float = 0.1        # 32-bit integer add
-    mul32_pj: float = 3.1        # 32x32-bit integer multiply
-    sram_pj_per_bit_8kb: float = 0.16
-    dram_pj_per_bit: float = 20.0
-    reg_pj_per_bit: float = 0.02
-    lut_pj: float = 0.5          # one sigmoid/tanh table lookup (16-bit)
-    static_mw: float = 5.0       # always-on power: leakage, clock tree, control (paid every cycle)
-    node_scale: float = 1.0
+    add32_pj: float = 0.1             # 32-bit integer add (Horowitz)
+    mul32_pj: float = 3.1             # 32x32-bit integer multiply (Horowitz)
+    sram_pj_per_bit_8kb: float = 0.16  # 10 pJ per 64-bit read of an 8 KB SRAM (Horowitz)
+    dram_pj_per_bit: float = 20.0     # 1.3 nJ per 64-bit DRAM access (Horowitz, low end)
+    lut_pj: float = 0.5               # one sigmoid/tanh table lookup: free assumption
+    static_mw: float = 5.0            # always-on power (leakage, clock tree, control): free assumption
+    node_scale: float = 1.0           # 1.0 = Horowitz's own 45 nm / 0.9 V
 
     def add_pj(self, bits: int) -> float:
         return self.node_scale * self.add32_pj * bits / 32
@@ -51,7 +51,7 @@ class Accel:
     dataflow: str = "column"        # column: broadcast one input/state entry to all PEs; row: split inputs
     weight_bits: int = 2            # 32, 16, 12, 8, 2 (ternary), 1 (binary)
     act_bits: int = 16              # state / activation width
-    acc_bits: Optional[int] = None  # accumulator width (None: act + weight + log2(fan-in))
+    acc_bits: int | None = None      # accumulator width (None: act + weight + log2(fan-in))
     skip_zero_states: bool = True   # fetch and process only columns of non-zero state entries
     skip_zero_inputs: bool = False  # the same for the layer input (one-hot or pruned inputs)
     scanner_width: int = 64         # mask bits the zero-skip controller scans per cycle
@@ -61,7 +61,7 @@ class Accel:
     weight_sram_bytes: float = 2 * 2**20
     sram_bank_bytes: float = 64 * 2**10  # SRAM energy per bit is that of one bank of this size
     state_sram_bytes: float = 64 * 2**10
-    weight_bw_bits: Optional[float] = None  # on-chip weight port bits/cycle (None: enough for all PEs)
+    weight_bw_bits: float | None = None      # on-chip weight port bits/cycle (None: enough for all PEs)
     dram_bw_bits: float = 0.0       # off-chip bits/cycle (0: no off-chip path)
     clock_hz: float = 400e6
     tech: Tech = field(default_factory=Tech)
@@ -70,7 +70,7 @@ class Accel:
     def macs(self) -> int:
         return self.pes * self.lanes
 
-    def validate(self) -> "Accel":
+    def validate(self) -> Accel:
         if self.pes < 1 or self.lanes < 1:
             raise HardwareConfigError(f"pes={self.pes} and lanes={self.lanes} must be >= 1")
         if self.weight_bits not in (1, 2, 4, 8, 12, 16, 32):
@@ -87,14 +87,15 @@ class Accel:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Accel":
+    def from_dict(cls, d: dict) -> Accel:
         d = dict(d)
-        tech = Tech(**d.pop("tech", {}))
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise HardwareConfigError(f"unknown accelerator setting(s) {', '.join(unknown)}")
-        return cls(tech=tech, **d).validate()
+        t = dict(d.pop("tech", None) or {})
+        for where, keys, known in (("accelerator", d, cls), ("tech", t, Tech)):
+            unknown = sorted(set(keys) - {f.name for f in dataclasses.fields(known)})
+            if unknown:
+                raise HardwareConfigError(f"unknown {where} setting(s) {', '.join(unknown)}: "
+                                          f"see leanrnn.hw.{known.__name__} for the names")
+        return cls(tech=Tech(**t), **d).validate()
 
 
 def load_accel(path: str | Path) -> Accel:

@@ -1,6 +1,7 @@
 """Cycles, energy and memory of one LSTM accelerator running a workload.
 
-Dataflow of one layer's time step (after the notes in ``shared/notes/accelerator-notes.md``):
+Dataflow of one layer's time step (the column-skipping scheme of DeltaRNN/EdgeDRNN; the sources are
+in ``docs/accelerator.md``):
 
 1. **Matrix-vector phase.** ``W_x x_t`` and ``W_h h_{t-1}`` as one product over ``K_t`` input
    columns. Column dataflow: each cycle one input/state entry is broadcast to all ``pes x lanes``
@@ -15,11 +16,20 @@ Dataflow of one layer's time step (after the notes in ``shared/notes/accelerator
    scaled gate sums, five sigmoid/tanh lookups, three products, the pruning compare), plus a
    pipeline fill.
 
+    cycles_t = max(C_mv(K_t), G K_t b_w / BW) + ceil(H / act_units) + pipeline_depth + [scan]
+    energy_t = G K_t e_op + G K_t b_w e_wbit + (K_t + H) b_a e_sbit + e_gates + P_static cycles_t / f
+
+Only the matrix-vector phase shrinks when zeros are skipped, and at most in proportion to the columns
+kept: ``amdahl_bound`` is that limit. Energy is a dynamic part plus always-on power times time, so
+the energy gain of skipping lies between the dynamic-energy ratio (``static_mw = 0``) and the cycle
+ratio (always-on power dominating), whatever the parameters.
+
 Two modes: ``analytic`` takes densities of non-zero inputs and states; ``simulate`` walks a whole
 sequence with the real per-step masks of a trained model. On dense inputs they agree exactly.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -156,6 +166,21 @@ def _add(r: Report, cycles, mv, gate, e):
         r.energy_pj[key] = r.energy_pj.get(key, 0.0) + v
 
 
+def _analytic_layer(a: Accel, wl: Workload, k: int, on_chip: bool, state_density: float,
+                    input_density: float) -> tuple[_Phase, float, float, float, dict]:
+    """(phase, columns kept, cycles, matrix-vector cycles, energy) of one step of layer ``k``."""
+    ph = _Phase(a, wl, k, on_chip)
+    dx = input_density if k == 0 else state_density
+    K = ph.columns(ph.X * dx, ph.H * state_density)
+    slowest = None
+    if a.dataflow == "row":
+        # inputs and states are split into pes slices; the slowest slice sets the pace
+        n = math.ceil((ph.X + ph.H) / a.pes)
+        slowest = expected_max_binomial(n, K / (ph.X + ph.H), a.pes)
+    c, mv, e = ph.cost(K, slowest)
+    return ph, K, c, mv, e
+
+
 def analytic(a: Accel, wl: Workload, state_density: float = 1.0, input_density: float = 1.0) -> Report:
     """Expected cost per step from densities of non-zero state and input entries."""
     a.validate()
@@ -164,19 +189,28 @@ def analytic(a: Accel, wl: Workload, state_density: float = 1.0, input_density: 
     on_chip = _check_memory(a, wl)
     r = _report(a, wl, wl.steps, on_chip)
     for k in range(wl.layers):
-        ph = _Phase(a, wl, k, on_chip)
-        dx = input_density if k == 0 else state_density
-        K = ph.columns(ph.X * dx, ph.H * state_density)
-        slowest = None
-        if a.dataflow == "row":
-            # inputs and states are split into pes slices; the slowest slice sets the pace
-            n = math.ceil((ph.X + ph.H) / a.pes)
-            p = K / (ph.X + ph.H)
-            slowest = expected_max_binomial(n, p, a.pes)
-        c, mv, e = ph.cost(K, slowest)
+        ph, _, c, mv, e = _analytic_layer(a, wl, k, on_chip, state_density, input_density)
         _add(r, c * wl.steps, mv * wl.steps, ph.gate_cycles * wl.steps, {k2: v * wl.steps for k2, v in e.items()})
     r.state_density = state_density
     return r
+
+
+def amdahl_bound(a: Accel, wl: Workload, state_density: float, input_density: float = 1.0) -> float:
+    """The largest speedup that skipping zeros can give over the same accelerator with skipping off:
+    only the matrix-vector phase shrinks, at most in proportion to the columns kept (Amdahl's law).
+    Column dataflow meets it exactly (less the scan when it is not overlapped); row dataflow falls
+    short by its load imbalance."""
+    a.validate()
+    dense = dataclasses.replace(a, skip_zero_states=False, skip_zero_inputs=False)
+    on_chip = _check_memory(a, wl)
+    full = ideal = 0.0
+    for k in range(wl.layers):
+        ph, K_all, c, mv, _ = _analytic_layer(dense, wl, k, on_chip, 1.0, 1.0)
+        kept = _Phase(a, wl, k, on_chip).columns(ph.X * (input_density if k == 0 else state_density),
+                                                 ph.H * state_density)
+        full += c
+        ideal += c - mv * (1 - kept / K_all)
+    return full / ideal
 
 
 def simulate(a: Accel, wl: Workload, state_masks: list[np.ndarray], input_mask: np.ndarray | None = None) -> Report:

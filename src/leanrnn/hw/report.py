@@ -9,7 +9,9 @@ import numpy as np
 from .config import Accel, Workload
 from .model import analytic, simulate
 
-_BITS = {"fp": 16, "binary": 1, "ternary": 2}
+# Weight bits on the accelerator's datapath for each weight mode of a model: full-precision ("fp")
+# weights run as 16-bit fixed point there, never as fp32.
+DATAPATH_WEIGHT_BITS = {"fp": 16, "binary": 1, "ternary": 2}
 
 
 def model_workload(header: dict, steps: int) -> Workload:
@@ -35,7 +37,7 @@ def record_masks(model, inputs) -> tuple[list[np.ndarray], np.ndarray]:
 
 def default_accel(header: dict) -> Accel:
     mode = header["layers"][0]["weights"]
-    return Accel(name=f"{mode} weights, sparse states", weight_bits=_BITS[mode],
+    return Accel(name=f"{mode} weights, sparse states", weight_bits=DATAPATH_WEIGHT_BITS[mode],
                  skip_zero_inputs=header["input"]["kind"] == "onehot")
 
 
@@ -49,7 +51,7 @@ def analyse(header: dict, masks: list[np.ndarray], input_mask: np.ndarray, accel
     runs = {c.name: simulate(c, wl, masks, input_mask) for c in (a, dense_states, fp, fp_dense)}
     base = runs[a.name]
     rows = []
-    for name, r in runs.items():
+    for r in runs.values():
         d = r.as_dict()
         d["speedup_of_model_config"] = r.cycles / base.cycles
         d["energy_gain_of_model_config"] = r.energy_per_step_pj / base.energy_per_step_pj
