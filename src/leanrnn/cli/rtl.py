@@ -1,0 +1,54 @@
+"""``leanrnn rtl generate | fixed | report``: Verilog of the accelerator datapath (Amaranth)."""
+from __future__ import annotations
+
+from . import checks
+from .checks import positive
+from .hw import accel_from
+
+
+def add_parsers(sub) -> dict:
+    rtl = sub.add_parser("rtl", help="synthesizable Verilog of the accelerator datapath (Amaranth)")
+    rsub = rtl.add_subparsers(dest="rtl_command", metavar="SUBCOMMAND", required=True)
+    rg = rsub.add_parser("generate", help="write the zero-skip matrix-vector block as Verilog")
+    rg.add_argument("--config", help="accelerator YAML: rows = pes x lanes, weight_bits 1 or 2, act_bits")
+    rg.add_argument("--columns", type=positive(int), default=64, help="state entries (weight columns)")
+    rg.add_argument("--model", help="a small .lrnn model: write its whole first-layer time step (weights and "
+                    "folded batch norm in ROMs) instead of the bare matrix-vector block")
+    rg.add_argument("-o", "--output", default="build", help="output folder (default build)")
+    rf = rsub.add_parser("fixed", help="accuracy of the fixed-point datapath against the float runtime")
+    rf.add_argument("model", help="a one-layer binary/ternary char- or word-LM .lrnn file")
+    rf.add_argument("--steps", type=positive(int), default=300, help="test tokens compared (default 300)")
+    rr = rsub.add_parser("report", help="Yosys synthesis (generic gates): PE variants, dense vs zero-skip")
+    rr.add_argument("-o", "--output", default="build/synth", help="work folder (default build/synth)")
+    return {"rtl": run}
+
+
+def generate(args) -> None:
+    from ..rtl.build import DEFAULT_ACCEL, write_matvec, write_model_step
+    out = checks.output_dir(args.output, "-o")
+    if args.model:
+        r = write_model_step(checks.model_file(args.model), out)
+        print(f"wrote {r['path']}: input {r['input']}, hidden {r['hidden']}, {r['bn_steps']} batch-norm steps")
+        return
+    r = write_matvec(accel_from(args.config) or DEFAULT_ACCEL, args.columns, out)
+    print(f"wrote {r['path']}: {r['mode']} {r['columns']} columns x {r['rows']} rows, {r['act_bits']}-bit states, "
+          f"{r['acc_bits']}-bit accumulators, zero-skip {r['skip']}")
+
+
+def fixed(args) -> None:
+    from ..rtl.build import fixed_point_accuracy
+    for fmt, r in fixed_point_accuracy(checks.model_file(args.model), args.steps, log=print):
+        print(f"{fmt.act_bits}-bit states ({fmt.act_frac} fractional), {1 << fmt.lut_bits}-entry tables: "
+              f"mean |h error| {r['mean_abs_h_error']:.4f}, max {r['max_abs_h_error']:.3f}, "
+              f"next-token KL {r['mean_kl_bits']:.4f} bits, top-1 agreement {r['top1_agreement']:.1%} "
+              f"over {r['steps']} steps")
+
+
+def synth_report(args) -> None:
+    from ..rtl.synth import format_report, report
+    print(format_report(report(checks.output_dir(args.output, "-o"))))
+
+
+def run(args, argv) -> int:
+    {"generate": generate, "fixed": fixed, "report": synth_report}[args.rtl_command](args)
+    return 0

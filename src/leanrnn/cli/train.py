@@ -1,0 +1,221 @@
+"""``leanrnn demo | train | eval | data | plot``: training runs and what is read from them."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import typing
+from pathlib import Path
+
+from . import checks
+from .checks import CliError, positive
+
+
+def _config_fields() -> list:
+    """TrainConfig fields that are command-line flags (scalars; dicts and lists stay recipe-only)."""
+    from ..train import TrainConfig
+    hints = typing.get_type_hints(TrainConfig)
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        t = hints[f.name]
+        base = next((a for a in typing.get_args(t) if a is not type(None)), t)
+        if base in (bool, int, float, str):
+            out.append((f, base))
+    return out
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, so recipes and flags can never drift apart."""
+    for f, base in _config_fields():
+        flag = "--" + f.name.replace("_", "-")
+        helptext = f.metadata.get("help") or f"the {f.name} setting (see TrainConfig and recipes/)"
+        if base is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+            continue
+        choices = f.metadata.get("choices") or None
+        p.add_argument(flag, type=base, default=None, choices=choices, help=helptext,
+                       metavar=None if choices else f.name.upper())
+
+
+def _progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars (default: on when stdout is a terminal)")
+
+
+def _progress(args) -> bool:
+    """Bars only on a terminal (logs of background runs stay free of carriage-return updates)."""
+    return sys.stdout.isatty() if args.progress is None else args.progress
+
+
+def add_parsers(sub) -> dict:
+    d = sub.add_parser("demo", help="train a ternary, state-pruned char-LM beside full precision and compare")
+    d.add_argument("--steps", type=positive(int), default=600, help="training steps per model (default 600)")
+    d.add_argument("--hidden", type=positive(int), default=256, help="LSTM units (default 256)")
+    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    d.add_argument("--out", default="runs/demo", help="where the two runs are kept (default runs/demo)")
+    _progress_flag(d)
+
+    t = sub.add_parser("train", help="train a model (settings from --recipe, then flags)")
+    t.add_argument("--recipe", help="YAML file of settings (see recipes/)")
+    t.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, plots); default runs/TASK-DATA-WEIGHTS")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    _progress_flag(t)
+    _add_config_flags(t)
+
+    e = sub.add_parser("eval", help="evaluate a run on its test split (papers' protocol)")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--split", choices=("test", "valid"), default="test", help="which split (default test)")
+    e.add_argument("--checkpoint", choices=("best", "checkpoint"), default="best",
+                   help="best validation model (default) or the last checkpoint")
+
+    dl = sub.add_parser("data", help="data sets")
+    dsub = dl.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    dsub.add_parser("list", help="each data set, whether it is present, and how to make it present")
+
+    pl = sub.add_parser("plot", help="plot the test metric of several evaluated runs against their state sparsity")
+    pl.add_argument("runs", nargs="+", help="run directories evaluated with 'leanrnn eval'")
+    pl.add_argument("-o", "--output", default="sparsity.png", help="image to write: .png, .pdf or .svg "
+                    "(default sparsity.png)")
+    return {"demo": demo, "train": train, "eval": evaluate, "data": data_list, "plot": plot}
+
+
+def demo(args, argv) -> int:
+    from .demo import run
+    out = checks.output_dir(args.out, "--out")
+    run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=_progress(args), out=out)
+    return 0
+
+
+def _overrides(args) -> dict:
+    return {f.name: getattr(args, f.name) for f, _ in _config_fields() if getattr(args, f.name) is not None}
+
+
+def _resume(args) -> int:
+    from ..train import TrainConfig, Trainer, load_checkpoint
+    overrides = _overrides(args)
+    ignored = sorted(set(overrides) - {"threads"})
+    if ignored or args.recipe or args.out:
+        drop = ", ".join("--" + n.replace("_", "-") for n in ignored) or ("--recipe" if args.recipe else "--out")
+        raise CliError(f"--resume continues a run with its own settings; drop {drop}")
+    run = checks.run_dir(args.resume, "train --resume")
+    ck = load_checkpoint(run / "checkpoint.pt")
+    with checks.foreign_checkpoint(run):
+        cfg = TrainConfig.from_dict(ck["config"])
+    if "threads" in overrides:
+        cfg.threads = overrides["threads"]
+    Trainer(cfg, run, progress=_progress(args)).run(resume=True)
+    return 0
+
+
+def _run_out(path: Path) -> Path:
+    """The new run's directory: not a file, not another run, nothing of the trainer's overwritten."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--out {path} is a file; give a directory path for the run")
+    if (path / "checkpoint.pt").exists():
+        raise CliError(f"{path} already holds a run; continue it with --resume {path} or choose another --out")
+    clash = [f for f in checks.TRAINER_FILES if (path / f).exists()]
+    if clash:
+        raise CliError(f"--out {path} already holds {', '.join(clash)}; choose a new or empty directory")
+    return checks.output_dir(path, "--out")
+
+
+def _settings(args) -> dict:
+    from ..train import load_recipe
+    if not args.recipe:
+        return {}
+    checks.text_file(args.recipe, "recipe", "recipes/char-pystdlib.yaml")
+    return load_recipe(args.recipe)
+
+
+def train(args, argv) -> int:
+    from ..data import check_for_task
+    from ..train import TrainConfig, Trainer
+    if args.resume:
+        return _resume(args)
+    settings = _settings(args)
+    settings.update(_overrides(args))
+    cfg = TrainConfig.from_dict(settings).validate()
+    for flag, run in (("--init-from", cfg.init_from), ("--teacher", cfg.teacher)):
+        if run:
+            checks.run_dir(run, f"train {flag}")
+    out = Path(args.out or f"runs/{cfg.task}-{Path(cfg.data).name}-{cfg.weights}" + (
+        f"-sp{cfg.state_sparsity:g}" if cfg.state_sparsity else ""))
+    _run_out(out)
+    for note in check_for_task(cfg.task, cfg.data, cfg.data_dir):
+        if os.environ.get("RANK", "0") == "0":
+            print(f"note: {note}")
+    created = [a for a in (out, *out.parents) if not a.exists()]
+    try:
+        Trainer(cfg, out, progress=_progress(args)).run(on_start=lambda: (out / "command.txt").write_text(
+            "leanrnn " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])) + "\n"))
+    except Exception:  # an interrupt (Ctrl-C) keeps whatever the run wrote
+        _forget(created)
+        raise
+    return 0
+
+
+def _forget(created: list[Path]) -> None:
+    """After a failure, remove the directories this command created if no checkpoint was saved in
+    them: a run that stopped before saving anything leaves nothing behind."""
+    import shutil
+    if created and not any((created[0] / f).exists() for f in checks.RUN_FILES):
+        shutil.rmtree(created[0], ignore_errors=True)
+        for a in created[1:]:
+            if a.is_dir() and not any(a.iterdir()):
+                a.rmdir()
+
+
+def evaluate(args, argv) -> int:
+    from ..data import load_for_task
+    from ..facts import METRIC
+    from ..train import evaluate_split, load_run
+    from ..train.trainer import model_bits
+    run = checks.run_dir(args.run, "eval")
+    with checks.foreign_checkpoint(run):
+        cfg, model, _ = load_run(run, args.checkpoint)
+    data = load_for_task(cfg.task, cfg.data, cfg.data_dir, cfg.max_chars, cfg.vocab_size, cfg.permute, cfg.seed)
+    m = evaluate_split(cfg, model, data, args.split)
+    m.update(model_bits(model))
+    metric = METRIC[cfg.task]
+    m.update(metric_name=metric, split=args.split, weights=cfg.weights, batch_norm=cfg.batch_norm,
+             target_state_sparsity=cfg.state_sparsity, task=cfg.task, data=cfg.data)
+    (run / f"eval_{args.split}.json").write_text(json.dumps(m, indent=1))
+    print(f"{args.run}: {args.split} {metric} {m[metric]:.4f}  state sparsity {m['state_sparsity']:.3f}  "
+          f"LSTM weights {m['lstm_weight_bits'] / 8 / 1024:.1f} KiB "
+          f"({m['lstm_weight_bits_fp32'] / m['lstm_weight_bits']:.0f}x less than fp32)")
+    return 0
+
+
+def data_list(args, argv) -> int:
+    from ..data import SOURCES
+    print(f"{'name':<14}{'tasks':<18}{'present':<9}{'size':>10}  description / how to make it present")
+    for s in SOURCES.values():
+        here = s.present()
+        n = s.size_bytes()
+        size = "" if n is None else f"{n / 2**20:.1f} MiB"
+        print(f"{s.name:<14}{','.join(s.tasks):<18}{'yes' if here else 'no':<9}{size:>10}  {s.description}")
+        if not here:
+            print(f"{'':<51}-> {s.make_present}")
+    return 0
+
+
+def _evaluated(run: Path) -> tuple:
+    p = run / "eval_test.json"
+    if not p.is_file():
+        raise CliError(f"{p} is missing; run 'leanrnn eval {run}' first")
+    try:
+        m = json.loads(p.read_text(encoding="utf-8"))
+        return run.name, m["state_sparsity"], m["metric_name"], m[m["metric_name"]]
+    except (ValueError, KeyError, TypeError):
+        raise CliError(f"{p} is not an evaluation leanrnn wrote; run 'leanrnn eval {run}' again") from None
+
+
+def plot(args, argv) -> int:
+    from ..train.plots import plot_points
+    out = checks.output_file(args.output, "-o", "sparsity.png", suffixes=(".png", ".pdf", ".svg"), replace=("image",))
+    points = [_evaluated(checks.run_dir(r, "plot")) for r in args.runs]
+    print(plot_points(points, out))
+    return 0

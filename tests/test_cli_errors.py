@@ -1,0 +1,213 @@
+"""Bad input for every command: one line on stderr naming the problem and the fix, exit status 2,
+no traceback, and nothing already on disk lost. Commands run in-process through ``main``."""
+import json
+import shutil
+import sys
+
+import pytest
+import torch
+
+from leanrnn.cli import main
+
+TINY = ["--hidden", "8", "--embed", "4", "--batch", "4", "--seq-len", "10", "--max-chars", "3000", "--epochs", "1",
+        "--steps-per-epoch", "2", "--threads", "1", "--no-progress"]
+
+
+def _call(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    """One tiny trained run, its model file, and the bad inputs made from them."""
+    t = tmp_path_factory.mktemp("cli")
+    run = t / "run"
+    assert main(["train", "--weights", "ternary", "--out", str(run)] + TINY) == 0
+    assert main(["export", str(run), "-o", str(t / "m.lrnn")]) == 0
+    (t / "dir").mkdir()
+    (t / "empty.txt").write_bytes(b"")
+    (t / "binary.bin").write_bytes(bytes(range(256)) * 8)
+    (t / "text.txt").write_text("just some notes\n")
+    for name, text in {"unknown": "hiden: 8\n", "list": "- hidden\n- 8\n", "bool": 'batch_norm: "no"\n',
+                       "float": 'state_sparsity: "0.9"\n', "badyaml": "a: [1, 2\n"}.items():
+        (t / f"{name}.yaml").write_text(text)
+    (t / "accel_bits8.yaml").write_text("pes: 1\nlanes: 8\nweight_bits: 8\n")
+    (t / "accel_type.yaml").write_text("pes: many\n")
+    (t / "accel_unknown.yaml").write_text("frob: 1\n")
+    ck = torch.load(run / "best.pt", weights_only=True)
+    for name, change in {"foreign_cfg": lambda c: c["config"].update(retired_setting=3),
+                         "foreign_w": lambda c: c["model"].update({"renamed." + k: c["model"].pop(k)
+                                                                   for k in list(c["model"])[:1]})}.items():
+        c = torch.load(run / "best.pt", weights_only=True)
+        change(c)
+        (t / name).mkdir()
+        torch.save(c, t / name / "best.pt")
+        torch.save(c, t / name / "checkpoint.pt")
+    (t / "corrupt").mkdir()
+    (t / "corrupt" / "checkpoint.pt").write_bytes(b"garbage" * 10)
+    (t / "binaries").mkdir()
+    shutil.copy(run / "best.pt", t / "binaries" / "best.pt")
+    shutil.copy(t / "m.lrnn", t / "binaries" / "m.lrnn")
+    (t / "badeval").mkdir()
+    torch.save(ck, t / "badeval" / "best.pt")
+    (t / "badeval" / "eval_test.json").write_text("{not json")
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+    with safe_open(str(t / "m.lrnn"), framework="numpy") as f:
+        header = json.loads(f.metadata()["leanrnn"])
+    save_file(load_file(str(t / "m.lrnn")), str(t / "old.lrnn"), metadata={"leanrnn": json.dumps({**header, "version": 0})})
+    return t
+
+
+# (case, argv with {t} for the fixture folder, words the error line must hold)
+CASES = [
+    # train
+    ("recipe is a directory", ["train", "--recipe", "{t}/dir"], "is a directory"),
+    ("recipe missing", ["train", "--recipe", "{t}/missing.yaml"], "does not exist"),
+    ("recipe empty", ["train", "--recipe", "{t}/empty.txt"], "is empty"),
+    ("recipe binary", ["train", "--recipe", "{t}/binary.bin"], "not a text file"),
+    ("recipe not YAML", ["train", "--recipe", "{t}/badyaml.yaml"], "not valid YAML"),
+    ("recipe not a mapping", ["train", "--recipe", "{t}/list.yaml"], "mapping"),
+    ("recipe unknown key", ["train", "--recipe", "{t}/unknown.yaml"], "unknown setting(s) hiden"),
+    ("recipe string as bool", ["train", "--recipe", "{t}/bool.yaml"], "batch_norm"),
+    ("recipe string as float", ["train", "--recipe", "{t}/float.yaml"], "state_sparsity"),
+    ("out is a file", ["train", "--out", "{t}/text.txt"], "is a file"),
+    ("out holds a run", ["train", "--out", "{t}/run"], "already holds a run"),
+    ("data path missing", ["train", "--data", "{t}/nope.txt"], "nope.txt does not exist"),
+    ("data unknown name", ["train", "--data", "nope"], "unknown data set 'nope'"),
+    ("data binary file", ["train", "--data", "{t}/binary.bin"], "not a text file"),
+    ("data model file", ["train", "--data", "{t}/m.lrnn"], "not a text file"),
+    ("data empty file", ["train", "--data", "{t}/empty.txt"], "is empty"),
+    ("data folder of binaries", ["train", "--data", "{t}/binaries"], "holds no text files (2 others skipped)"),
+    ("data for another task", ["train", "--task", "classify", "--data", "pystdlib"], "serves char-lm"),
+    ("zero size", ["train", "--hidden", "0"], "hidden=0"),
+    ("negative size", ["train", "--batch", "-4"], "batch=-4"),
+    ("seq-len longer than the data", ["train", "--seq-len", "100000"], "no step"),
+    ("init-from a model file", ["train", "--init-from", "{t}/m.lrnn"], "model file, not a run directory"),
+    ("resume missing", ["train", "--resume", "{t}/nope"], "does not exist"),
+    ("resume a model file", ["train", "--resume", "{t}/m.lrnn"], "model file, not a run directory"),
+    ("resume with settings", ["train", "--resume", "{t}/run", "--hidden", "9"], "drop --hidden"),
+    ("resume a foreign checkpoint", ["train", "--resume", "{t}/foreign_cfg"], "another leanrnn version"),
+    ("resume a corrupt checkpoint", ["train", "--resume", "{t}/corrupt"], "corrupt"),
+    # eval
+    ("eval missing", ["eval", "{t}/nope"], "does not exist"),
+    ("eval a model file", ["eval", "{t}/m.lrnn"], "is a .lrnn model file"),
+    ("eval a text file", ["eval", "{t}/text.txt"], "is a file, not a run directory"),
+    ("eval an empty folder", ["eval", "{t}/dir"], "holds no run"),
+    ("eval a checkpoint file", ["eval", "{t}/run/best.pt"], "give its folder"),
+    ("eval older settings", ["eval", "{t}/foreign_cfg"], "another leanrnn version"),
+    ("eval older weights", ["eval", "{t}/foreign_w"], "does not fit this leanrnn version"),
+    # export
+    ("export to a folder", ["export", "{t}/run", "-o", "{t}/dir"], "is a directory"),
+    ("export to a missing folder", ["export", "{t}/run", "-o", "/nonexistent/dir/m.lrnn"], "mkdir -p"),
+    ("export over another file", ["export", "{t}/run", "-o", "{t}/text.txt"], "exists and is not"),
+    ("export a model file", ["export", "{t}/m.lrnn", "-o", "{t}/x.lrnn"], "is a .lrnn model file"),
+    ("export a missing run", ["export", "{t}/nope", "-o", "{t}/x.lrnn"], "does not exist"),
+    # inspect
+    ("inspect a run", ["inspect", "{t}/run"], "is a run directory, not a model file; export it first: leanrnn export"),
+    ("inspect missing", ["inspect", "{t}/nope.lrnn"], "does not exist"),
+    ("inspect a folder", ["inspect", "{t}/dir"], "is a directory"),
+    ("inspect an empty file", ["inspect", "{t}/empty.txt"], "is empty"),
+    ("inspect a text file", ["inspect", "{t}/text.txt"], "text.txt"),
+    ("inspect a checkpoint", ["inspect", "{t}/run/best.pt"], "training checkpoint"),
+    ("inspect an older format", ["inspect", "{t}/old.lrnn"], "version"),
+    # bench
+    ("bench a run", ["bench", "{t}/run"], "is a run directory"),
+    ("bench a binary file", ["bench", "{t}/binary.bin"], "binary.bin"),
+    ("bench zero steps", ["bench", "{t}/m.lrnn", "--steps", "0"], "must be > 0"),
+    # hw
+    ("hw missing", ["hw", "{t}/nope"], "does not exist"),
+    ("hw an empty folder", ["hw", "{t}/dir"], "holds no run"),
+    ("hw config is a folder", ["hw", "{t}/m.lrnn", "--config", "{t}/dir"], "is a directory"),
+    ("hw config empty", ["hw", "{t}/m.lrnn", "--config", "{t}/empty.txt"], "is empty"),
+    ("hw config binary", ["hw", "{t}/m.lrnn", "--config", "{t}/binary.bin"], "not a text file"),
+    ("hw config unknown key", ["hw", "{t}/m.lrnn", "--config", "{t}/accel_unknown.yaml"], "frob"),
+    ("hw config wrong type", ["hw", "{t}/m.lrnn", "--config", "{t}/accel_type.yaml"], "pes"),
+    ("hw out is a file", ["hw", "{t}/m.lrnn", "--out", "{t}/text.txt"], "is a file"),
+    ("hw negative steps", ["hw", "{t}/m.lrnn", "--steps", "-3"], "must be > 0"),
+    # rtl
+    ("rtl without a subcommand", ["rtl"], "required"),
+    ("rtl generate a run", ["rtl", "generate", "--model", "{t}/run"], "is a run directory"),
+    ("rtl generate into a file", ["rtl", "generate", "-o", "{t}/text.txt"], "is a file"),
+    ("rtl generate config folder", ["rtl", "generate", "--config", "{t}/dir"], "is a directory"),
+    ("rtl generate 8-bit weights", ["rtl", "generate", "--config", "{t}/accel_bits8.yaml"], "weight_bits must be 1 or 2"),
+    ("rtl generate zero columns", ["rtl", "generate", "--columns", "0"], "must be > 0"),
+    ("rtl fixed missing", ["rtl", "fixed", "{t}/nope.lrnn"], "does not exist"),
+    ("rtl fixed a run", ["rtl", "fixed", "{t}/run"], "is a run directory"),
+    ("rtl report into a file", ["rtl", "report", "-o", "{t}/text.txt"], "is a file"),
+    # plot
+    ("plot to .txt", ["plot", "{t}/run", "-o", "{t}/plot.txt"], ".png"),
+    ("plot to a folder", ["plot", "{t}/run", "-o", "{t}/dir"], "is a directory"),
+    ("plot over a checkpoint", ["plot", "{t}/run", "-o", "{t}/run/best.pt"], ".png"),
+    ("plot a run not evaluated", ["plot", "{t}/run", "-o", "{t}/p.png"], "run 'leanrnn eval"),
+    ("plot a model file", ["plot", "{t}/m.lrnn", "-o", "{t}/p.png"], "is a .lrnn model file"),
+    ("plot a bad evaluation", ["plot", "{t}/badeval", "-o", "{t}/p.png"], "not an evaluation"),
+    # data
+    ("data without a subcommand", ["data"], "required"),
+    ("data unknown subcommand", ["data", "fetch"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv, words", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_status_2(argv, words, paths, capsys, tmp_path):
+    argv = [a.format(t=paths) for a in argv]
+    if argv[0] == "train" and "--resume" not in argv:
+        argv = argv[:1] + TINY + argv[1:] + ([] if "--out" in argv else ["--out", str(tmp_path / "new" / "run")])
+    before = {p: p.stat().st_mtime_ns for p in paths.rglob("*") if p.is_file()}
+    code, _, err = _call(argv, capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("leanrnn") and "Traceback" not in err, err
+    assert words in err, err
+    after = {p: p.stat().st_mtime_ns for p in paths.rglob("*") if p.is_file()}
+    assert after == before, "a failed command changed or left files"
+    assert not (tmp_path / "new").exists(), "a failed train left a run directory"
+
+
+def test_data_dir_skips_binary_files_and_says_so(paths, tmp_path, capsys):
+    d = tmp_path / "text"
+    shutil.copytree(paths / "binaries", d)
+    (d / "notes.txt").write_text("the quick brown fox jumps over the lazy dog\n" * 80)
+    code, out, err = _call(["train", "--data", str(d), "--out", str(tmp_path / "r")] + TINY, capsys)
+    assert code == 0, err
+    assert "note: skipped 2 file(s)" in out and "best.pt" in out
+    vocab = torch.load(tmp_path / "r" / "best.pt", weights_only=True)["vocab"]
+    assert set("".join(vocab[1:])) <= set("the quick brown fox jumps over the lazy dog\n")
+
+
+def test_plot_puts_different_metrics_on_separate_axes(paths, tmp_path, monkeypatch, capsys):
+    import matplotlib.figure
+    seen = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: seen.append(
+        sorted(ax.get_ylabel() for ax in fig.axes)))
+    runs = []
+    for name, metric, value in (("lm", "bpc", 2.1), ("digits", "accuracy", 0.9)):
+        (tmp_path / name).mkdir()
+        shutil.copy(paths / "run" / "best.pt", tmp_path / name / "best.pt")
+        (tmp_path / name / "eval_test.json").write_text(json.dumps(
+            {"metric_name": metric, metric: value, "state_sparsity": 0.5}))
+        runs.append(str(tmp_path / name))
+    assert _call(["plot", *runs, "-o", str(tmp_path / "s.png")], capsys)[0] == 0
+    assert seen == [["test accuracy", "test bpc"]]
+
+
+@pytest.mark.parametrize("flags, tty, progress", [(["--no-progress"], True, False), ([], False, False),
+                                                  ([], True, True), (["--progress"], False, True)])
+def test_progress_bar_follows_the_terminal_and_the_flags_on_resume(flags, tty, progress, paths, monkeypatch):
+    import leanrnn.train
+    seen = {}
+
+    class Recorder:
+        def __init__(self, cfg, out, progress=True, **kw):
+            seen["progress"] = progress
+
+        def run(self, **kw):
+            return {}
+    monkeypatch.setattr(leanrnn.train, "Trainer", Recorder)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
+    assert main(["train", "--resume", str(paths / "run")] + flags) == 0
+    assert seen["progress"] is progress
