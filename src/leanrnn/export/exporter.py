@@ -101,7 +101,7 @@ def summary(path: str | Path) -> str:
             fp = a.shape[0] * 4 * header["layers"][k]["hidden_size"] * 4
         total += nbytes
         total_fp += fp
-        lines.append(f"{name:<16}{str(tuple(a.shape)):<22}{str(a.dtype):<9}{nbytes:>12,}{fp:>13,}{fp / nbytes:>7.1f}x")
+        lines.append(f"{name:<16}{tuple(a.shape)!s:<22}{a.dtype!s:<9}{nbytes:>12,}{fp:>13,}{fp / nbytes:>7.1f}x")
     w = [n for n in tensors if n.endswith((".w_ih", ".w_hh"))]
     wb = sum(tensors[n].nbytes for n in w)
     wfp = sum(tensors[n].shape[0] * 4 * header["layers"][int(n[1:n.index('.')])]["hidden_size"] * 4 for n in w)

@@ -16,62 +16,116 @@ Batch norm is folded exactly into per-gate scales and shifts for each stored tim
 
 The header holds the format version, task, vocabulary, every layer's shapes and modes, the pruning
 thresholds, and a SHA-256 over the header (without the checksum) and every tensor's bytes.
+
+Reading trusts nothing in the file (``read_lrnn``): the header text is bounded in size and nesting
+*before* it is parsed (so no parser recursion can overflow), parsed without ``NaN``/``Infinity`` or
+duplicate keys, checked field by field against a strict schema (``check_header``: exact JSON types,
+finite numbers, bounded sizes, consistent task/input/vocabulary), and only then are the tensors
+matched to it (``validate``: exact dtype and shape, finite floats, valid codes). Every defect is a
+``ModelFormatError`` whose message names the field and the fix; nothing else escapes.
+
+Codes decode through 256-entry lookup tables straight into int8, a row block at a time: loading
+needs one byte per weight (the runtime's int8 codes) and no wider temporaries.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import re
+import reprlib
 from pathlib import Path
 
 import numpy as np
 
 FORMAT, VERSION = "leanrnn", 1
 BITS = {"fp": 32, "binary": 1, "ternary": 2}
+TASKS = ("char-lm", "word-lm", "classify")
+MAX_HEADER_CHARS = 1 << 25   # a 1 M-word vocabulary fits with room to spare
+MAX_DEPTH = 16               # the exporter writes 4 levels (header -> config -> dict -> list)
+MAX_SIZE = 1 << 20           # features, hidden units, vocabulary entries, outputs
+MAX_LAYERS = 64
+MAX_BN_STEPS = 1 << 16
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FIX = "export the model again with: leanrnn export RUN_DIR -o FILE.lrnn"
 
 
 class ModelFormatError(ValueError):
-    """The file is not a valid .lrnn model; the message says what is wrong."""
+    """The file is not a valid .lrnn model; the message (always one line) says what is wrong."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
 
 
 # -- packing ----------------------------------------------------------------------------------------
 
+def _per(mode: str) -> tuple[int, int]:
+    """Codes per byte and bits per code."""
+    if mode == "ternary":
+        return 4, 2
+    if mode == "binary":
+        return 8, 1
+    raise ValueError(f"cannot pack mode {mode!r}: expected 'binary' or 'ternary'")
+
+
 def pack_codes(codes: np.ndarray, mode: str) -> np.ndarray:
     """Pack int8 codes of shape ``(rows, n)`` along the last axis into uint8."""
+    per, width = _per(mode)
     codes = np.asarray(codes, dtype=np.int8)
     rows, n = codes.shape
     if mode == "ternary":
         if not np.isin(codes, (-1, 0, 1)).all():
             raise ValueError("ternary codes must be -1, 0 or +1")
         v = np.where(codes == 1, 1, np.where(codes == -1, 2, 0)).astype(np.uint8)
-        per = 4
-    elif mode == "binary":
+    else:
         if not np.isin(codes, (-1, 1)).all():
             raise ValueError("binary codes must be -1 or +1")
         v = (codes == 1).astype(np.uint8)
-        per = 8
-    else:
-        raise ValueError(f"cannot pack mode {mode!r}")
-    width = 8 // per
     pad = (-n) % per
     v = np.pad(v, ((0, 0), (0, pad))).reshape(rows, -1, per)
     shifts = (np.arange(per, dtype=np.uint8) * width).astype(np.uint8)
     return np.bitwise_or.reduce(v << shifts, axis=2).astype(np.uint8)
 
 
+def _tables():
+    b = np.arange(256)
+    tern = (b[:, None] >> (2 * np.arange(4))) & 3                 # (256, 4) 2-bit fields
+    tern_lut = np.select([tern == 1, tern == 2], [1, -1], 0).astype(np.int8)
+    tern_bad = (tern == 3).any(1)
+    bin_lut = np.where((b[:, None] >> np.arange(8)) & 1, 1, -1).astype(np.int8)
+    return {"ternary": (tern_lut, tern_bad), "binary": (bin_lut, np.zeros(256, bool))}
+
+
+_LUT = _tables()
+_BLOCK = 1 << 20  # packed bytes decoded per block
+
+
+def check_codes(packed: np.ndarray, n: int, mode: str) -> None:
+    """Raise ModelFormatError unless ``packed`` holds valid ``(rows, n)`` codes with zero padding."""
+    per, width = _per(mode)
+    if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8 or packed.ndim != 2 \
+            or packed.shape[1] != packed_width(n, mode):
+        raise ModelFormatError(f"packed {mode} codes for {n} columns must be uint8 (rows, "
+                               f"{packed_width(n, mode)}), got {getattr(packed, 'dtype', type(packed).__name__)}"
+                               f"{getattr(packed, 'shape', '')}; {FIX}")
+    rem = n - (packed.shape[1] - 1) * per  # codes held by the last byte of a row
+    if rem < per and (packed[:, -1] >> np.uint8(rem * width)).any():
+        raise ModelFormatError(f"packed weight codes have non-zero padding bits; {FIX}")
+    if mode == "ternary" and _LUT[mode][1][packed].any():
+        raise ModelFormatError(f"ternary weight codes hold the invalid value 0b11; {FIX}")
+
+
 def unpack_codes(packed: np.ndarray, n: int, mode: str) -> np.ndarray:
-    """Inverse of ``pack_codes``: int8 codes of shape ``(rows, n)``; raises on invalid codes."""
-    per, width = (4, 2) if mode == "ternary" else (8, 1)
-    shifts = (np.arange(per, dtype=np.uint8) * width).astype(np.uint8)
-    v = ((packed[:, :, None] >> shifts) & ((1 << width) - 1)).reshape(packed.shape[0], -1)
-    if v[:, n:].any():
-        raise ModelFormatError("packed weight codes have non-zero padding bits")
-    v = v[:, :n]
-    if mode == "ternary":
-        if (v == 3).any():
-            raise ModelFormatError("ternary weight codes hold the invalid value 0b11")
-        return np.where(v == 1, 1, np.where(v == 2, -1, 0)).astype(np.int8)
-    return np.where(v == 1, 1, -1).astype(np.int8)
+    """Inverse of ``pack_codes``: C-contiguous int8 codes ``(rows, n)``; raises on invalid codes."""
+    check_codes(packed, n, mode)
+    lut = _LUT[mode][0]
+    rows = packed.shape[0]
+    out = np.empty((rows, n), np.int8)
+    step = max(1, _BLOCK // packed.shape[1])
+    for r in range(0, rows, step):
+        block = lut[packed[r:r + step]]               # (rows, bytes, per) int8
+        out[r:r + step] = block.reshape(block.shape[0], -1)[:, :n]
+    return out
 
 
 def packed_width(n: int, mode: str) -> int:
@@ -94,105 +148,261 @@ def checksum(header: dict, tensors: dict[str, np.ndarray]) -> str:
 
 
 def write_lrnn(path: str | Path, header: dict, tensors: dict[str, np.ndarray]) -> None:
+    """Write atomically (a ``.tmp`` beside it, then a rename; removed on failure). Raises
+    ``OSError`` with a one-line message when ``path`` is a folder or its folder does not exist."""
     from safetensors.numpy import save_file
     header = dict(header, format=FORMAT, version=VERSION)
     header["checksum"] = checksum(header, tensors)
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name such as {path / 'model.lrnn'}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"the folder {path.parent} does not exist; create it first or choose another")
     tmp = path.with_name(path.name + ".tmp")
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp),
-              metadata={"leanrnn": json.dumps(header)})
-    tmp.replace(path)
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp),
+                  metadata={"leanrnn": json.dumps(header)})
+        tmp.replace(path)
+    except Exception as e:  # safetensors raises its own error type for unwritable paths
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise
+        raise OSError(f"cannot write {path} ({type(e).__name__}: {e})") from None
+
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def nesting_depth(text: str) -> int:
+    """Deepest ``[``/``{`` nesting of JSON text, counted without parsing (strings skipped)."""
+    b = _NOT_BRACKET.sub("", _STRING.sub("", text)).encode()
+    a = np.frombuffer(b, np.uint8)
+    step = np.where((a == ord("[")) | (a == ord("{")), 1, -1).astype(np.int64)
+    return int(np.cumsum(step).max()) if a.size else 0
+
+
+def _no_constant(name):
+    raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(s):
+    v = float(s)
+    if not math.isfinite(v):
+        raise ValueError(f"number {s} overflows a float")
+    return v
+
+
+def _no_duplicates(pairs):
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set = set()
+        raise ValueError(f"duplicate key {next(k for k, _ in pairs if k in seen or seen.add(k))!r}")
+    return d
+
+
+def parse_header(text) -> dict:
+    """The header's JSON text → dict, refusing oversized, too deeply nested or non-finite input."""
+    if not isinstance(text, str):
+        raise ModelFormatError(f"the header must be JSON text, got {type(text).__name__}; {FIX}")
+    if len(text) > MAX_HEADER_CHARS:
+        raise ModelFormatError(f"the header has {len(text):,} characters, more than {MAX_HEADER_CHARS:,}; {FIX}")
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise ModelFormatError(f"the header nests {depth} levels deep, more than {MAX_DEPTH}; {FIX}")
+    try:
+        header = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float,
+                            object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError, TypeError) as e:
+        raise ModelFormatError(f"the header is not valid JSON ({type(e).__name__}: {e}); {FIX}") from None
+    if not isinstance(header, dict):
+        raise ModelFormatError(f"the header must be a JSON object, got {type(header).__name__}; {FIX}")
+    return header
 
 
 def read_lrnn(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
     """Read and fully validate a model file: ``(header, tensors)``; any defect is a ModelFormatError."""
     from safetensors import safe_open
     path = Path(path)
+    if path.is_dir():
+        raise ModelFormatError(f"{path} is a folder, not a .lrnn file; make one with: "
+                               f"leanrnn export {path} -o model.lrnn")
     if not path.is_file():
         raise ModelFormatError(f"{path} does not exist; create it with: leanrnn export RUN_DIR -o {path}")
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
+            text = meta.get("leanrnn")
+            if text is None:
+                raise ModelFormatError(f"{path} has no leanrnn header; is it a leanrnn export? {FIX}")
+            header = parse_header(text)
+            if header.get("format") != FORMAT:
+                raise ModelFormatError(f"{path} is not a leanrnn model (its format field is not {FORMAT!r}); {FIX}")
+            v = header.get("version")
+            if type(v) is not int or v != VERSION:
+                raise ModelFormatError(f"{path} has format version {v!r}; this leanrnn reads version "
+                                       f"{VERSION}: export the model again with this version")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except ModelFormatError as e:
+        raise ModelFormatError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
     except Exception as e:  # safetensors raises its own error types for truncated or garbled files
         raise ModelFormatError(f"{path} is not a readable .lrnn file ({type(e).__name__}: {e}); "
                                "export the model again") from None
-    try:
-        header = json.loads(meta["leanrnn"])
-    except (KeyError, ValueError, TypeError):
-        raise ModelFormatError(f"{path} has no valid leanrnn header; is it a leanrnn export?") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFormatError(f"{path} is not a leanrnn model (format field missing)")
-    if header.get("version") != VERSION:
-        raise ModelFormatError(f"{path} has format version {header.get('version')!r}; this leanrnn reads "
-                               f"version {VERSION}: export the model again with this version")
     if header.get("checksum") != checksum(header, tensors):
-        raise ModelFormatError(f"{path} is corrupted: its checksum does not match its contents")
-    validate(header, tensors)
+        raise ModelFormatError(f"{path} is corrupted: its checksum does not match its contents; {FIX}")
+    try:
+        validate(header, tensors)
+    except ModelFormatError as e:
+        raise ModelFormatError(f"{path}: {e}") from None
     return header, tensors
+
+
+# -- schema -----------------------------------------------------------------------------------------
+
+def _show(v) -> str:
+    return f"{reprlib.repr(v)} ({type(v).__name__})"
+
+
+def _bad(where: str, want: str, v) -> ModelFormatError:
+    return ModelFormatError(f"header field {where} must be {want}, got {_show(v)}; {FIX}")
+
+
+def _int(v, where: str, lo: int = 1, hi: int = MAX_SIZE) -> int:
+    if type(v) is not int or not lo <= v <= hi:
+        raise _bad(where, f"an integer in [{lo}, {hi:,}]", v)
+    return v
+
+
+def _keys(d, where: str, required: set, optional: set = frozenset()) -> dict:
+    if type(d) is not dict:
+        raise _bad(where, "a JSON object", d)
+    missing, unknown = required - d.keys(), d.keys() - required - optional
+    if missing or unknown:
+        raise ModelFormatError(f"header field {where} " + "; ".join(
+            ([f"lacks {sorted(missing)}"] if missing else []) + ([f"has unknown keys {sorted(unknown)}"] if unknown else []))
+            + f"; {FIX}")
+    return d
+
+
+def _walk_finite(v, where: str, depth: int = 0) -> None:
+    """Every number anywhere in the header finite, nesting bounded (no bool/int/float confusion here)."""
+    if depth > MAX_DEPTH:
+        raise ModelFormatError(f"header field {where} nests more than {MAX_DEPTH} levels; {FIX}")
+    if type(v) is float and not math.isfinite(v):
+        raise _bad(where, "a finite number", v)
+    if type(v) is dict:
+        for k, x in v.items():
+            if type(k) is not str:
+                raise _bad(where, "an object with string keys", k)
+            _walk_finite(x, f"{where}.{k}", depth + 1)
+    elif type(v) is list:
+        for i, x in enumerate(v):
+            _walk_finite(x, f"{where}[{i}]", depth + 1)
+    elif v is not None and type(v) not in (str, int, float, bool):
+        raise _bad(where, "a JSON value", v)
+
+
+def check_header(header) -> None:
+    """The header's schema: exact types, finite bounded values, consistent task/input/vocabulary."""
+    _keys(header, "(top level)", {"format", "version", "checksum", "task", "vocab", "input", "num_outputs",
+                                  "layers", "config"})
+    _walk_finite(header, "header")
+    if header["format"] != FORMAT:
+        raise _bad("format", repr(FORMAT), header["format"])
+    _int(header["version"], "version", VERSION, VERSION)
+    if type(header["checksum"]) is not str:
+        raise _bad("checksum", "a hex string", header["checksum"])
+    task = header["task"]
+    if type(task) is not str or task not in TASKS:
+        raise _bad("task", f"one of {list(TASKS)}", task)
+    n_out = _int(header["num_outputs"], "num_outputs")
+    if type(header["config"]) is not dict:
+        raise _bad("config", "a JSON object", header["config"])
+    inp = header["input"]
+    kind = _keys(inp, "input", {"kind", "size"}, {"vocab"}).get("kind")
+    lm = task != "classify"
+    kinds = ("onehot", "embedding") if lm else ("dense",)
+    if type(kind) is not str or kind not in kinds:
+        raise _bad("input.kind", f"one of {list(kinds)} for task {task!r}", kind)
+    size = _int(inp["size"], "input.size")
+    if lm:
+        if _int(inp.get("vocab"), "input.vocab") != n_out:
+            raise _bad("input.vocab", f"num_outputs ({n_out}): a language model predicts its own tokens",
+                       inp["vocab"])
+        if kind == "onehot" and size != inp["vocab"]:
+            raise _bad("input.size", f"input.vocab ({inp['vocab']}) for one-hot input", size)
+    elif inp.get("vocab") is not None:
+        raise _bad("input.vocab", "absent for dense input", inp["vocab"])
+    vocab = header["vocab"]
+    if vocab is not None or lm:
+        if type(vocab) is not list or len(vocab) != n_out:
+            raise _bad("vocab", f"a list of num_outputs ({n_out}) strings", vocab)
+        for i, s in enumerate(vocab):
+            if type(s) is not str:
+                raise _bad(f"vocab[{i}]", "a string", s)
+        if len(set(vocab)) != n_out:
+            seen: set = set()
+            dup = next(s for s in vocab if s in seen or seen.add(s))
+            raise _bad("vocab", "distinct strings, but repeats", dup)
+    layers = header["layers"]
+    if type(layers) is not list or not 1 <= len(layers) <= MAX_LAYERS:
+        raise _bad("layers", f"a list of 1 to {MAX_LAYERS} layers", layers)
+    n_in = size
+    for k, L in enumerate(layers):
+        w = f"layers[{k}]"
+        _keys(L, w, {"input_size", "hidden_size", "weights", "batch_norm", "bn_steps", "threshold"})
+        if _int(L["input_size"], f"{w}.input_size") != n_in:
+            raise _bad(f"{w}.input_size", f"{n_in} (the size of what feeds it)", L["input_size"])
+        n_in = _int(L["hidden_size"], f"{w}.hidden_size")
+        if type(L["weights"]) is not str or L["weights"] not in BITS:
+            raise _bad(f"{w}.weights", f"one of {list(BITS)}", L["weights"])
+        if type(L["batch_norm"]) is not bool:
+            raise _bad(f"{w}.batch_norm", "true or false", L["batch_norm"])
+        _int(L["bn_steps"], f"{w}.bn_steps", 1, MAX_BN_STEPS if L["batch_norm"] else 1)
+        thr = L["threshold"]
+        if type(thr) not in (int, float) or not 0 <= thr <= FLOAT32_MAX:
+            raise _bad(f"{w}.threshold", "a finite number >= 0", thr)
 
 
 def _expect(tensors, name, shape, dtype):
     if name not in tensors:
-        raise ModelFormatError(f"tensor {name!r} is missing")
+        raise ModelFormatError(f"tensor {name!r} is missing; {FIX}")
     a = tensors[name]
-    if tuple(a.shape) != tuple(shape) or a.dtype != np.dtype(dtype):
-        raise ModelFormatError(f"tensor {name!r} is {a.dtype}{tuple(a.shape)}, expected {np.dtype(dtype)}{tuple(shape)}")
+    if not isinstance(a, np.ndarray) or tuple(a.shape) != tuple(shape) or a.dtype != np.dtype(dtype):
+        raise ModelFormatError(f"tensor {name!r} is {getattr(a, 'dtype', type(a).__name__)}"
+                               f"{tuple(getattr(a, 'shape', ()))}, expected {np.dtype(dtype)}{tuple(shape)}; {FIX}")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise ModelFormatError(f"tensor {name!r} holds non-finite values")
+        raise ModelFormatError(f"tensor {name!r} holds non-finite values; {FIX}")
 
 
 def validate(header: dict, tensors: dict[str, np.ndarray]) -> None:
-    """Check every shape, dtype and code against the header."""
-    try:
-        task = header["task"]
-        layers = header["layers"]
-        inp = header["input"]
-        n_out = int(header["num_outputs"])
-        if task not in ("char-lm", "word-lm", "classify") or not isinstance(layers, list) or not layers:
-            raise ModelFormatError("header has an unknown task or no layers")
-        if inp["kind"] not in ("onehot", "embedding", "dense"):
-            raise ModelFormatError(f"unknown input kind {inp['kind']!r}")
-        if inp["kind"] == "embedding":
-            _expect(tensors, "embed.weight", (inp["vocab"], inp["size"]), np.float32)
-        expected = {"out.weight", "out.bias"} | ({"embed.weight"} if inp["kind"] == "embedding" else set())
-        n_in = int(inp["size"])
-        for k, L in enumerate(layers):
-            H, mode = int(L["hidden_size"]), L["weights"]
-            if int(L["input_size"]) != n_in or H < 1 or mode not in BITS:
-                raise ModelFormatError(f"layer {k}: input_size {L['input_size']} (expected {n_in}), "
-                                       f"hidden_size {H}, weights {mode!r} are inconsistent")
-            T = int(L["bn_steps"]) if L["batch_norm"] else 1
-            if T < 1:
-                raise ModelFormatError(f"layer {k}: bn_steps must be >= 1")
-            for mat, rows in (("w_ih", n_in), ("w_hh", H)):
-                name = f"l{k}.{mat}"
-                if mode == "fp":
-                    _expect(tensors, name, (rows, 4 * H), np.float32)
-                else:
-                    _expect(tensors, name, (rows, packed_width(4 * H, mode)), np.uint8)
-                    unpack_codes(tensors[name], 4 * H, mode)  # raises on invalid codes or padding
-                expected.add(name)
-            for name, shape in (("s_ih", (T, 4 * H)), ("s_hh", (T, 4 * H)), ("b", (T, 4 * H))):
-                _expect(tensors, f"l{k}.{name}", shape, np.float32)
-                expected.add(f"l{k}.{name}")
-            if L["batch_norm"]:
-                for name in ("s_c", "b_c"):
-                    _expect(tensors, f"l{k}.{name}", (T, H), np.float32)
-                    expected.add(f"l{k}.{name}")
-            thr = float(L["threshold"])
-            if not (math.isfinite(thr) and thr >= 0):
-                raise ModelFormatError(f"layer {k}: pruning threshold {thr} must be finite and >= 0")
-            n_in = H
-        _expect(tensors, "out.weight", (n_out, n_in), np.float32)
-        _expect(tensors, "out.bias", (n_out,), np.float32)
-        extra = set(tensors) - expected
-        if extra:
-            raise ModelFormatError(f"unexpected tensors {sorted(extra)}")
-        vocab = header.get("vocab")
-        if task != "classify" and (not isinstance(vocab, list) or len(vocab) != n_out):
-            raise ModelFormatError("a language model's vocabulary must list one entry per output")
-    except ModelFormatError:
-        raise
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelFormatError(f"the header is malformed ({type(e).__name__}: {e})") from None
+    """Check the header's schema, then every tensor's presence, dtype, shape, finiteness and codes."""
+    check_header(header)
+    inp = header["input"]
+    expected = {"out.weight", "out.bias"}
+    if inp["kind"] == "embedding":
+        _expect(tensors, "embed.weight", (inp["vocab"], inp["size"]), np.float32)
+        expected.add("embed.weight")
+    for k, L in enumerate(header["layers"]):
+        H, mode, n_in = L["hidden_size"], L["weights"], L["input_size"]
+        T = L["bn_steps"]
+        for mat, rows in (("w_ih", n_in), ("w_hh", H)):
+            name = f"l{k}.{mat}"
+            if mode == "fp":
+                _expect(tensors, name, (rows, 4 * H), np.float32)
+            else:
+                _expect(tensors, name, (rows, packed_width(4 * H, mode)), np.uint8)
+                try:
+                    check_codes(tensors[name], 4 * H, mode)
+                except ModelFormatError as e:
+                    raise ModelFormatError(f"tensor {name!r}: {e}") from None
+            expected.add(name)
+        names = [("s_ih", 4 * H), ("s_hh", 4 * H), ("b", 4 * H)] + ([("s_c", H), ("b_c", H)] if L["batch_norm"] else [])
+        for name, width in names:
+            _expect(tensors, f"l{k}.{name}", (T, width), np.float32)
+            expected.add(f"l{k}.{name}")
+    _expect(tensors, "out.weight", (header["num_outputs"], header["layers"][-1]["hidden_size"]), np.float32)
+    _expect(tensors, "out.bias", (header["num_outputs"],), np.float32)
+    extra = set(tensors) - expected
+    if extra:
+        raise ModelFormatError(f"unexpected tensors {sorted(extra)}; {FIX}")

@@ -2,4 +2,4 @@
 from ..export.format import ModelFormatError
 from .model import Model, State
 
-__all__ = ["Model", "State", "ModelFormatError"]
+__all__ = ["Model", "ModelFormatError", "State"]

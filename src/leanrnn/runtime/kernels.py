@@ -5,16 +5,18 @@ Weights are stored transposed, ``(n_in, 4H)``: row ``j`` holds the weights that 
 ``x_j`` (a column of ``W``), so a zero ``x_j`` — a pruned state entry — skips one contiguous row.
 For codes, the inner loop selects ``+x_j``, ``-x_j`` or nothing and adds it: no multiply by a weight;
 the scales are applied once per output in ``gates``.
+
+No kernel checks bounds: ``Model`` checks every shape and dtype before calling one. All use numpy's
+error model, so a NaN born of float32 overflow (finite but huge inputs or scales) propagates as NaN
+instead of raising ``ZeroDivisionError`` from inside compiled code.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_ternary(codes, x, out):
     """``out += C^T x`` for int8 codes in {-1, 0, +1}; returns the number of non-zero inputs used."""
     n_in, G = codes.shape
@@ -32,7 +34,7 @@ def acc_ternary(codes, x, out):
     return used
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_binary(codes, x, out):
     """``out += C^T x`` for int8 codes in {-1, +1}."""
     n_in, G = codes.shape
@@ -49,7 +51,7 @@ def acc_binary(codes, x, out):
     return used
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def acc_fp(w, x, out):
     """``out += W^T x`` for float32 weights, skipping zero inputs (the fp32 reference kernel)."""
     n_in, G = w.shape
@@ -65,7 +67,7 @@ def acc_fp(w, x, out):
     return used
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _tanh(x):
     """tanh as a clamped 13/6 rational polynomial (Eigen's float approximation; |error| < 3e-7):
     no libm call, so the gate loop vectorizes (libm's scalar tanh took half of a step)."""
@@ -85,12 +87,12 @@ def _tanh(x):
     return x * p / q
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _sig(x):
     return 0.5 * _tanh(0.5 * x) + 0.5
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def gates(acc_ih, acc_hh, s_ih, s_hh, b, c, bn_c, s_c, b_c, thr, h_out):
     """Scale, shift and activate the four gates, update ``c`` in place, write the pruned ``h``;
     returns the number of zero entries of ``h``."""
@@ -114,7 +116,7 @@ def gates(acc_ih, acc_hh, s_ih, s_hh, b, c, bn_c, s_c, b_c, thr, h_out):
 FP, BINARY, TERNARY = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def layer_step(kind, w_ih, w_hh, x, h, c, s_ih, s_hh, b, bn_c, s_c, b_c, thr, h_out):
     """One layer, one step, for each row of a batch: ``x (B, n_in)``, ``h, c (B, H)``; ``c`` is
     updated in place, the pruned new state goes to ``h_out``. Returns the zeros of ``h_out``."""
