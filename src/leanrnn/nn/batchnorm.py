@@ -8,6 +8,11 @@ stored step, as Cooijmans et al. do. Batch statistics use the biased variance, l
 the layer's time loop (``leanrnn.nn.recurrence``); this module holds its gains, shifts and running
 statistics.
 
+With ``shared=True`` all steps share one row of running statistics (each batch's statistics pooled over
+its steps): the eval-mode normalization is then the same at every step, folds into
+per-gate scales that do not depend on ``t`` (no per-step tables in a model file) and streams past the
+training length unchanged. Training still normalizes each step with its own batch statistics.
+
 Running statistics start as an exact cumulative average and switch to an exponential moving average
 with ``momentum`` (the reference uses 0.05) once a step has seen ``1/momentum`` batches, so that a
 short run still ends with unbiased statistics.
@@ -22,9 +27,10 @@ __all__ = ["SeqBatchNorm"]
 
 class SeqBatchNorm(nn.Module):
     def __init__(self, num_features: int, bias: bool = False, gamma_init: float = 0.1,
-                 eps: float = 1e-5, momentum: float = 0.05):
+                 eps: float = 1e-5, momentum: float = 0.05, shared: bool = False):
         super().__init__()
         self.num_features = num_features
+        self.shared = bool(shared)
         self.eps = eps
         self.momentum = momentum
         self.weight = nn.Parameter(torch.full((num_features,), float(gamma_init)))
@@ -34,7 +40,7 @@ class SeqBatchNorm(nn.Module):
         self.register_buffer("num_batches_tracked", torch.zeros(0, dtype=torch.long))
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, shared={self.shared}, "
                 f"steps_tracked={self.running_mean.shape[0]}")
 
     @property
@@ -49,11 +55,16 @@ class SeqBatchNorm(nn.Module):
             mean = self.running_mean.new_zeros(steps, self.num_features)
             return mean, torch.ones_like(mean)
         idx = torch.arange(t0, t0 + steps, device=self.running_mean.device).clamp_(max=n - 1)
+        if self.shared:
+            idx.zero_()
         return self.running_mean[idx], self.running_var[idx]
 
     @torch.no_grad()
     def track(self, mean: Tensor, var: Tensor, t0: int = 0) -> None:
         """Fold batch statistics of steps ``t0..`` (shape ``(T, F)``) into the running ones."""
+        if self.shared:  # pooled over the steps: mean of the variances plus the variance of the means
+            m = mean.mean(0, keepdim=True)
+            var, mean, t0 = (var + (mean - m) ** 2).mean(0, keepdim=True), m, 0
         steps = mean.shape[0]
         self._grow(t0 + steps)
         sl = slice(t0, t0 + steps)
@@ -76,6 +87,14 @@ class SeqBatchNorm(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         key = prefix + "running_mean"
+        if key in state_dict and self.shared and state_dict[key].shape[0] > 1:
+            # per-step statistics (e.g. a run given to --init-from) pooled into the one shared row
+            m, v = state_dict[key], state_dict[prefix + "running_var"]
+            mm = m.mean(0, keepdim=True)
+            state_dict[key], state_dict[prefix + "running_var"] = mm, (v + (m - mm) ** 2).mean(0, keepdim=True)
+            nb = prefix + "num_batches_tracked"
+            if nb in state_dict:
+                state_dict[nb] = state_dict[nb].max().reshape(1)
         if key in state_dict:  # adopt the checkpoint's number of tracked steps
             n = state_dict[key].shape[0]
             dev = self.running_mean.device

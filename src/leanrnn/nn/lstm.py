@@ -25,7 +25,7 @@ Choices, after the ICLR 2019 reference code (see ``leanrnn.quant`` and ``leanrnn
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -41,11 +41,13 @@ __all__ = ["LeanLSTM", "LeanLSTMCell"]
 _BN_GAMMA = 0.1
 
 
-def _check_args(input_size, hidden_size, weights, state_sparsity, dropout=0.0, num_layers=1):
+def _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, dropout=0.0, num_layers=1):
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name}={v!r} must be a positive integer")
     check_mode(weights)
+    if bn_stats not in ("step", "shared"):
+        raise ValueError(f"bn_stats={bn_stats!r} is not supported; use 'step' or 'shared'")
     if not isinstance(state_sparsity, (int, float)) or not 0.0 <= state_sparsity < 1.0:
         raise ValueError(f"state_sparsity={state_sparsity!r} must be a number in [0, 1)")
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
@@ -55,14 +57,15 @@ def _check_args(input_size, hidden_size, weights, state_sparsity, dropout=0.0, n
 class _Layer(nn.Module):
     """The non-parameter parts of one layer: its batch norms and its state pruner."""
 
-    def __init__(self, hidden_size: int, batch_norm: bool, state_sparsity: float, bn_momentum: float,
-                 prune_momentum: float, prune_warmup: int, prune_grad: str):
+    def __init__(self, hidden_size: int, batch_norm: bool, bn_stats: str, state_sparsity: float,
+                 bn_momentum: float, prune_momentum: float, prune_warmup: int, prune_grad: str):
         super().__init__()
         g = 4 * hidden_size
         if batch_norm:
-            self.bn_ih = SeqBatchNorm(g, bias=False, gamma_init=_BN_GAMMA, momentum=bn_momentum)
-            self.bn_hh = SeqBatchNorm(g, bias=False, gamma_init=_BN_GAMMA, momentum=bn_momentum)
-            self.bn_c = SeqBatchNorm(hidden_size, bias=True, gamma_init=_BN_GAMMA, momentum=bn_momentum)
+            kw = dict(gamma_init=_BN_GAMMA, momentum=bn_momentum, shared=bn_stats == "shared")
+            self.bn_ih = SeqBatchNorm(g, bias=False, **kw)
+            self.bn_hh = SeqBatchNorm(g, bias=False, **kw)
+            self.bn_c = SeqBatchNorm(hidden_size, bias=True, **kw)
         else:
             self.bn_ih = self.bn_hh = self.bn_c = None
         self.pruner = StatePruner(state_sparsity, momentum=prune_momentum, warmup_steps=prune_warmup,
@@ -88,6 +91,8 @@ def _run_layer(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, bias
             m.track(stats[2 * k], stats[2 * k + 1], t0)
     if pruner.active and training:
         pruner.update(hpre, out)
+    elif pruner.active:
+        pruner.observe(hpre)
     pruner.record(out)
     return out, h, c
 
@@ -116,7 +121,7 @@ def _layer_export(weights: str, w_ih: Tensor, w_hh: Tensor, bias: Optional[Tenso
 class _LeanBase(nn.Module):
     """Shared configuration, initialization and weight quantization."""
 
-    def _setup(self, input_size, hidden_size, bias, weights, stochastic, batch_norm, state_sparsity,
+    def _setup(self, input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, state_sparsity,
                bn_momentum, prune_momentum, prune_warmup, prune_grad):
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -124,8 +129,9 @@ class _LeanBase(nn.Module):
         self.weights = weights
         self.stochastic = bool(stochastic)
         self.batch_norm = bool(batch_norm)
+        self.bn_stats = bn_stats
         self.state_sparsity = float(state_sparsity)
-        self._layer_kw = dict(batch_norm=self.batch_norm, state_sparsity=self.state_sparsity,
+        self._layer_kw = dict(batch_norm=self.batch_norm, bn_stats=bn_stats, state_sparsity=self.state_sparsity,
                               bn_momentum=bn_momentum, prune_momentum=prune_momentum,
                               prune_warmup=prune_warmup, prune_grad=prune_grad)
 
@@ -164,6 +170,32 @@ class _LeanBase(nn.Module):
                 raise ValueError(f"{name} must have shape {want}, got {tuple(s.shape)}")
         return hx[0], hx[1]
 
+    def _lean_layers(self) -> list[_Layer]:
+        return list(self.layers) if hasattr(self, "layers") else [self.layer]
+
+    def set_prune_ramp(self, ramp: float) -> None:
+        """Scale every layer's zero-state target by ``ramp`` in [0, 1] (a gradual pruning schedule)."""
+        for lay in self._lean_layers():
+            lay.pruner.ramp = float(ramp)
+
+    @torch.no_grad()
+    def calibrate_pruning(self, run: Callable[[], object], rounds: int = 3) -> None:
+        """Set each layer's pruning threshold from eval-mode states, so that the model ships with the
+        target's zeros at inference. ``run()`` makes eval-mode forward passes over calibration data; it
+        is repeated ``rounds`` times because a new threshold changes the states it was computed from."""
+        pruners = [lay.pruner for lay in self._lean_layers() if lay.pruner.active]
+        if not pruners:
+            return
+        was = self.training
+        for _ in range(rounds):
+            for p in pruners:
+                p.start_observing()
+            self.eval()
+            run()
+            for p in pruners:
+                p.finish_observing()
+        self.train(was)
+
     def _quantize(self, w: Tensor) -> Tensor:
         return quantize(w, self.weights, stochastic=self.stochastic and self.training)
 
@@ -172,7 +204,7 @@ class _LeanBase(nn.Module):
         if self.weights != "fp":
             s += f", stochastic={self.stochastic}"
         if self.batch_norm:
-            s += ", batch_norm=True"
+            s += ", batch_norm=True" + (", bn_stats='shared'" if self.bn_stats == "shared" else "")
         if self.state_sparsity:
             s += f", state_sparsity={self.state_sparsity}"
         return s
@@ -186,7 +218,9 @@ class LeanLSTM(_LeanBase):
 
     weights: ``"fp"``, ``"binary"`` or ``"ternary"``.
     stochastic: sample the quantized weights in training (deterministic rounding in eval regardless).
-    batch_norm: per-time-step batch norm of ``W_ih x``, ``W_hh h`` and ``c`` (see module docstring).
+    batch_norm: batch norm of ``W_ih x``, ``W_hh h`` and ``c`` (see module docstring).
+    bn_stats: ``"step"``: running statistics per time step (the paper's); ``"shared"``: one set for
+        all steps (time-independent inference, see ``SeqBatchNorm``).
     state_sparsity: target fraction of zeros in the hidden state fed back, in ``[0, 1)``.
     bn_momentum, prune_momentum, prune_warmup, prune_grad: see ``SeqBatchNorm`` and ``StatePruner``.
     """
@@ -194,11 +228,11 @@ class LeanLSTM(_LeanBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, weights: str = "fp",
                  stochastic: bool = True, batch_norm: bool = False, state_sparsity: float = 0.0, *,
-                 bn_momentum: float = 0.05, prune_momentum: float = 0.1, prune_warmup: int = 0,
-                 prune_grad: str = "mask"):
+                 bn_stats: str = "step", bn_momentum: float = 0.05, prune_momentum: float = 0.1,
+                 prune_warmup: int = 0, prune_grad: str = "mask"):
         super().__init__()
-        _check_args(input_size, hidden_size, weights, state_sparsity, dropout, num_layers)
-        self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, state_sparsity,
+        _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, dropout, num_layers)
+        self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, state_sparsity,
                     bn_momentum, prune_momentum, prune_warmup, prune_grad)
         self.num_layers = num_layers
         self.batch_first = bool(batch_first)
@@ -294,11 +328,11 @@ class LeanLSTMCell(_LeanBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, weights: str = "fp",
                  stochastic: bool = True, batch_norm: bool = False, state_sparsity: float = 0.0, *,
-                 bn_momentum: float = 0.05, prune_momentum: float = 0.1, prune_warmup: int = 0,
-                 prune_grad: str = "mask"):
+                 bn_stats: str = "step", bn_momentum: float = 0.05, prune_momentum: float = 0.1,
+                 prune_warmup: int = 0, prune_grad: str = "mask"):
         super().__init__()
-        _check_args(input_size, hidden_size, weights, state_sparsity)
-        self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, state_sparsity,
+        _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats)
+        self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, state_sparsity,
                     bn_momentum, prune_momentum, prune_warmup, prune_grad)
         G = 4 * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G, input_size))

@@ -17,7 +17,13 @@ Choices (see ``LeanLSTM``):
   entry passes no gradient into its gates at that step. ``grad="ste"`` passes it straight through
   as if the entry had been kept. On the char-LM demo (300 steps, 256 units, 90% sparsity) "mask"
   reached 2.95 bits/char and "ste" 3.35, so "mask" is the default.
-* In eval mode ``theta`` is fixed, so inference is deterministic.
+* ``ramp`` (set by the training loop, default 1) scales the target: a gradual schedule (Zhu & Gupta,
+  2017) trains dense first and raises the zeros slowly, so the network can move its information into
+  the entries that survive.
+* In eval mode ``theta`` is fixed, so inference is deterministic. Training sets ``theta`` from
+  training-mode states (sampled weights, batch statistics); the eval-mode model has a different
+  ``|h|`` distribution, so it would ship with fewer zeros than promised. ``calibrate`` re-sets ``theta``
+  from eval-mode pre-pruning magnitudes (see ``LeanLSTM.calibrate_pruning``).
 """
 from __future__ import annotations
 
@@ -48,6 +54,8 @@ class StatePruner(nn.Module):
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long), persistent=persistent)
         self.register_buffer("level_offset", torch.zeros(()), persistent=persistent)
         self.gain = 0.5
+        self.ramp = 1.0
+        self._observed: list[Tensor] | None = None
         self.reset_stats()
 
     def extra_repr(self) -> str:
@@ -60,7 +68,7 @@ class StatePruner(nn.Module):
     def target_level(self) -> float:
         """The sparsity aimed at now: the target, ramped over ``warmup_steps``, plus the margin."""
         ramp = 1.0 if self.warmup_steps <= 0 else min(1.0, float(self.num_updates) / self.warmup_steps)
-        s = self.sparsity * ramp
+        s = self.sparsity * ramp * self.ramp
         return s + self.margin * (1.0 - s) if s > 0 else 0.0
 
     @torch.no_grad()
@@ -86,6 +94,29 @@ class StatePruner(nn.Module):
         else:
             self.threshold.lerp_(q.to(self.threshold.dtype), self.momentum)
         self.num_updates += 1
+
+    # -- eval-mode calibration ---------------------------------------------------------------------
+    def start_observing(self) -> None:
+        self._observed = []
+
+    @torch.no_grad()
+    def observe(self, h_pre: Tensor) -> None:
+        """Keep a strided sample of eval-mode pre-pruning magnitudes (only between start/finish)."""
+        if self._observed is not None:
+            mag = h_pre.detach().abs().reshape(-1)
+            self._observed.append(mag[:: mag.numel() // _QUANTILE_SAMPLE + 1].float())
+
+    @torch.no_grad()
+    def finish_observing(self) -> None:
+        """Set ``theta`` to the quantile of the observed magnitudes at the target level."""
+        obs, self._observed = self._observed, None
+        if not self.active or not obs:
+            return
+        mag = torch.cat(obs)
+        level = min(self.target_level(), 0.999)
+        k = int(round(level * mag.numel()))
+        q = mag.kthvalue(k).values if k >= 1 else mag.new_zeros(())
+        self.threshold.copy_(q.to(self.threshold.dtype))
 
     # -- measured sparsity ------------------------------------------------------------------------
     def reset_stats(self) -> None:

@@ -29,6 +29,7 @@ from torch import Tensor
 
 __all__ = [
     "WEIGHT_MODES",
+    "WEIGHT_BITS",
     "glorot_scale",
     "binarize",
     "ternarize",
@@ -37,7 +38,7 @@ __all__ = [
     "check_mode",
 ]
 
-WEIGHT_MODES = ("fp", "binary", "ternary")
+from ..facts import WEIGHT_BITS, WEIGHT_MODES
 
 
 def check_mode(weights: str) -> str:

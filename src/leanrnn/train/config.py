@@ -1,82 +1,158 @@
-"""One experiment's settings: defaults, recipe files (YAML), command-line overrides, validation."""
+"""One experiment's settings: defaults, recipe files (YAML), command-line overrides, validation.
+
+Every field carries its help text (``metadata["help"]``) and, where it has a fixed set of values,
+its choices (``metadata["choices"]``): the CLI builds one flag per field from them, so recipes, flags
+and help never drift apart. ``validate`` checks types exactly (a recipe's ``"no"`` is not a bool,
+``"0.9"`` is not a number) and ranges, and names the fix.
+"""
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-TASKS = ("char-lm", "word-lm", "classify")
+from ..facts import TASKS, WEIGHT_MODES
+
+BN_STATS = ("step", "shared")
+PRUNE_SCHEDULES = ("constant", "linear", "cubic")
+# Keys that older checkpoints carry and that no longer mean anything; dropped when a config is read.
+_OBSOLETE = {"extra": None, "note": None, "prune_warmup": 0}
 
 
 class ConfigError(ValueError):
     """A bad setting; the message names it and the allowed values."""
 
 
+def _f(default, help: str, choices: tuple = ()):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass
 class TrainConfig:
-    task: str = "char-lm"
-    data: str = "pystdlib"
-    data_dir: Optional[str] = None
-    max_chars: Optional[int] = None      # cap on the training text (char/word LM)
-    vocab_size: int = 10000              # word LM
-    permute: bool = False                # classify: fixed pixel permutation
-    weights: str = "fp"
-    stochastic: bool = True
-    batch_norm: bool = False
-    state_sparsity: float = 0.0
-    prune_warmup: int = 0
-    hidden: int = 256
-    layers: int = 1
-    embed: int = 64                      # 0: one-hot characters, as the reference code
-    dropout: float = 0.0
-    optimizer: str = "adam"
-    lr: float = 2e-3
-    lr_final: Optional[float] = None     # geometric decay per epoch from lr to lr_final (the reference's rule)
-    clip: float = 1.0
-    epochs: int = 10
-    batch: int = 64
-    seq_len: int = 100
-    steps_per_epoch: Optional[int] = None
-    eval_batch: int = 16
-    checkpoint_every: int = 200
-    seed: int = 0
-    threads: Optional[int] = None
-    note: str = ""
-    extra: dict = field(default_factory=dict)
+    task: str = _f("char-lm", "what to train", TASKS)
+    data: str = _f("pystdlib", "data set name (see 'leanrnn data list') or a path to text")
+    data_dir: Optional[str] = _f(None, "directory or archive of a data set that is not at its default place")
+    max_chars: Optional[int] = _f(None, "cap on the training text in characters (char/word LM)")
+    vocab_size: int = _f(10000, "word LM: keep the most frequent words, the rest become <unk>")
+    permute: bool = _f(False, "classify: read pixels in a fixed random order (permuted sequential images)")
+    weights: str = _f("fp", "LSTM weight mode", WEIGHT_MODES)
+    stochastic: bool = _f(True, "sample binary/ternary weights in training (deterministic rounding otherwise)")
+    batch_norm: bool = _f(False, "batch-normalize W_ih x, W_hh h and c (recurrent BN, as the ICLR paper)")
+    bn_stats: str = _f("step", "BN running statistics per time step (the paper's) or shared by all steps "
+                       "(time-independent: no per-step tables in the model file)", BN_STATS)
+    state_sparsity: float = _f(0.0, "target fraction of zero hidden states in [0, 1)")
+    prune_schedule: str = _f("constant", "how the zero-state target rises from 0 between --prune-start and "
+                             "--prune-end (fractions of training): cubic is Zhu & Gupta's gradual pruning",
+                             PRUNE_SCHEDULES)
+    prune_start: float = _f(0.0, "fraction of the training steps trained dense before pruning starts")
+    prune_end: float = _f(0.0, "fraction of the training steps at which the full target is reached")
+    prune_calibrate: bool = _f(True, "before each evaluation, set the pruning threshold in eval mode so the "
+                               "shipped model has the target's zeros at inference")
+    hidden: int = _f(256, "LSTM units per layer")
+    layers: int = _f(1, "stacked LSTM layers")
+    embed: int = _f(64, "input embedding size; 0 feeds one-hot characters/words (as the reference code)")
+    dropout: float = _f(0.0, "dropout between layers and before the decoder, in [0, 1)")
+    optimizer: str = _f("adam", "optimizer", ("adam", "sgd"))
+    lr: float = _f(2e-3, "learning rate")
+    lr_final: Optional[float] = _f(None, "decay the learning rate geometrically per epoch to this value")
+    clip: float = _f(1.0, "clip the gradient norm to this value (0: no clipping)")
+    epochs: int = _f(10, "passes over the training data")
+    batch: int = _f(64, "sequences per step (LM: parallel streams)")
+    seq_len: int = _f(100, "LM: characters/words per truncated-BPTT segment")
+    steps_per_epoch: Optional[int] = _f(None, "cap on the steps of one epoch")
+    eval_batch: int = _f(16, "LM: parallel streams when evaluating a split")
+    checkpoint_every: int = _f(200, "steps between checkpoints (one is also written at each epoch end)")
+    log_every: int = _f(50, "steps between rows of steps.jsonl (training loss curve)")
+    seed: int = _f(0, "random seed (model, sampling, batch order)")
+    threads: Optional[int] = _f(None, "torch CPU threads (default: torch's choice)")
+    init_from: Optional[str] = _f(None, "start from the weights of a trained run directory (fine-tune into "
+                                  "quantization and/or pruning); parts it lacks keep their initial values")
+    teacher: Optional[str] = _f(None, "distil from this trained run's outputs (a KL term on its softened "
+                                "distribution)")
+    distill_weight: float = _f(0.5, "weight of the distillation term in [0, 1] (the rest is cross entropy)")
+    distill_temp: float = _f(1.0, "softmax temperature of the distillation term")
 
     def validate(self) -> "TrainConfig":
-        from ..quant import WEIGHT_MODES
-        if self.task not in TASKS:
-            raise ConfigError(f"task={self.task!r} is not supported; use one of {', '.join(TASKS)}")
-        if self.weights not in WEIGHT_MODES:
-            raise ConfigError(f"weights={self.weights!r} is not supported; use one of {', '.join(WEIGHT_MODES)}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ConfigError(f"optimizer={self.optimizer!r} is not supported; use 'adam' or 'sgd'")
+        hints = typing.get_type_hints(TrainConfig)
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            t = hints[f.name]
+            args = typing.get_args(t)
+            if v is None and type(None) in args:
+                continue
+            base = next((a for a in args if a is not type(None)), t)
+            if not _is_type(v, base):
+                raise ConfigError(f"{f.name}={v!r} must be {_TYPE_NAMES[base]}, not {type(v).__name__}"
+                                  + (" (write true or false)" if base is bool else ""))
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{f.name}={v!r} must be a finite number")
+            choices = f.metadata.get("choices")
+            if choices and v not in choices:
+                raise ConfigError(f"{f.name}={v!r} is not supported; use one of {', '.join(choices)}")
+        for name in ("hidden", "layers", "epochs", "batch", "seq_len", "eval_batch", "checkpoint_every",
+                     "log_every", "vocab_size", "max_chars", "steps_per_epoch", "threads"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name}={v!r} must be a positive integer")
+        if self.embed < 0:
+            raise ConfigError(f"embed={self.embed!r} must be >= 0 (0: one-hot input)")
         if not 0.0 <= self.state_sparsity < 1.0:
             raise ConfigError(f"state_sparsity={self.state_sparsity} must be in [0, 1)")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
-        if not isinstance(self.embed, int) or self.embed < 0:
-            raise ConfigError(f"embed={self.embed!r} must be >= 0 (0: one-hot input)")
-        for name in ("hidden", "layers", "epochs", "batch", "seq_len", "eval_batch", "checkpoint_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name}={v!r} must be a positive integer")
         if not self.lr > 0 or (self.lr_final is not None and not self.lr_final > 0):
             raise ConfigError(f"lr={self.lr} and lr_final={self.lr_final} must be > 0")
+        if self.clip < 0:
+            raise ConfigError(f"clip={self.clip} must be >= 0 (0: no clipping)")
+        if not 0.0 <= self.prune_start <= 1.0 or not 0.0 <= self.prune_end <= 1.0:
+            raise ConfigError(f"prune_start={self.prune_start} and prune_end={self.prune_end} are fractions of "
+                              "training in [0, 1]")
+        if self.prune_schedule != "constant" and not self.prune_end > self.prune_start:
+            raise ConfigError(f"prune_schedule={self.prune_schedule!r} needs prune_end > prune_start "
+                              f"(got {self.prune_end} and {self.prune_start})")
+        if not 0.0 <= self.distill_weight <= 1.0 or not self.distill_temp > 0:
+            raise ConfigError(f"distill_weight={self.distill_weight} must be in [0, 1] and "
+                              f"distill_temp={self.distill_temp} > 0")
         return self
+
+    def prune_ramp(self, progress: float) -> float:
+        """Fraction of the zero-state target in force at ``progress`` (fraction of training done)."""
+        if self.prune_schedule == "constant":
+            return 1.0
+        p = min(max((progress - self.prune_start) / (self.prune_end - self.prune_start), 0.0), 1.0)
+        return p if self.prune_schedule == "linear" else 1.0 - (1.0 - p) ** 3
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
+        """Settings from a recipe, flags or a checkpoint; unknown keys and wrong types are errors."""
+        d = dict(d)
+        for k, neutral in _OBSOLETE.items():
+            if k in d and (d[k] == neutral or k in ("extra", "note")):
+                d.pop(k)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**d)
+        return cls(**d).validate()
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _is_type(v, t) -> bool:
+    if t is bool:
+        return isinstance(v, bool)
+    if t is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if t is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, t)
 
 
 def load_recipe(path: str | Path) -> dict:
@@ -84,10 +160,14 @@ def load_recipe(path: str | Path) -> dict:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"recipe {p} does not exist; the shipped ones are in recipes/")
+    if p.is_dir():
+        raise ConfigError(f"recipe {p} is a directory; name one YAML file in it, e.g. recipes/char-pystdlib.yaml")
     try:
-        d = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"recipe {p} is not valid YAML: {e}") from None
+        d = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"recipe {p} is not valid YAML ({type(e).__name__}); fix the file or name another") from None
+    if d is None:
+        d = {}
     if not isinstance(d, dict):
         raise ConfigError(f"recipe {p} must be a mapping of setting: value")
     d.pop("paper", None)  # documentation only: the paper's setting and result

@@ -2,9 +2,19 @@
 minibatches (sequence classification), atomic checkpoints, exact resume, metrics and plots.
 
 Resume is exact for a deterministic configuration: a checkpoint holds the model, optimizer,
-scheduler, torch RNG state, the position in the epoch, the hidden state carried between LM segments
-and the epoch's running sums, so a run killed at any moment and resumed from its last checkpoint
-takes the same steps as one that was never interrupted.
+scheduler, torch RNG state, the position in the epoch, the hidden states carried between LM segments
+(the student's and the teacher's), the epoch's running sums and every finished epoch's metrics row,
+so a run killed at any moment and resumed from its last checkpoint takes the same steps as one that
+was never interrupted, and ``metrics.jsonl`` (rewritten from the checkpoint) holds one row per epoch.
+
+Fidelity levers (each a ``TrainConfig`` field): a gradual pruning schedule (the zero-state target
+ramps between two fractions of training), ``init_from`` (fine-tune a trained run into quantization
+and/or pruning), ``teacher`` (distillation: ``(1-w) CE + w T^2 KL(p_teacher^T || p_student^T)``) and
+eval-mode threshold calibration before each evaluation, so a model ships with the zeros it promises.
+
+Distributed (``torchrun``): DDP averages gradients; the buffers each rank updates from its own batch
+(pruning thresholds, batch-norm running statistics) are averaged across ranks after every step, so all
+ranks hold one model; rank 0 evaluates, logs and saves, and shares its result.
 """
 from __future__ import annotations
 
@@ -12,21 +22,21 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.nn.functional as F
 
 from ..data import load_images, load_text
+from ..facts import METRIC, WEIGHT_BITS
 from ..tasks import LanguageModel, SeqClassifier
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig
 from .lm import batchify, evaluate_lm
 
-METRIC = {"char-lm": "bpc", "word-lm": "perplexity", "classify": "accuracy"}
 HIGHER_IS_BETTER = {"bpc": False, "perplexity": False, "accuracy": True}
-_BITS = {"fp": 32, "binary": 1, "ternary": 2}
 
 
 class TrainingError(RuntimeError):
@@ -40,11 +50,11 @@ def load_data(cfg: TrainConfig):
                      cfg.vocab_size)
 
 
-def build_model(cfg: TrainConfig, vocab_size: Optional[int] = None, num_classes: int = 10, input_size: int = 1):
-    kw = dict(weights=cfg.weights, stochastic=cfg.stochastic, batch_norm=cfg.batch_norm,
-              state_sparsity=cfg.state_sparsity, prune_warmup=cfg.prune_warmup)
+def build_model(cfg: TrainConfig, vocab_size: Optional[int] = None):
+    kw = dict(weights=cfg.weights, stochastic=cfg.stochastic, batch_norm=cfg.batch_norm, bn_stats=cfg.bn_stats,
+              state_sparsity=cfg.state_sparsity)
     if cfg.task == "classify":
-        return SeqClassifier(input_size, cfg.hidden, num_classes, num_layers=cfg.layers, **kw)
+        return SeqClassifier(1, cfg.hidden, 10, num_layers=cfg.layers, **kw)
     return LanguageModel(vocab_size, cfg.hidden, num_layers=cfg.layers, embed_size=cfg.embed,
                          dropout=cfg.dropout, **kw)
 
@@ -54,7 +64,7 @@ def model_bits(model) -> dict:
     lstm = model.lstm
     mats = sum(p.numel() for n, p in lstm.named_parameters() if n.startswith("weight_"))
     rest = sum(p.numel() for p in model.parameters()) - mats
-    return {"lstm_weight_bits": mats * _BITS[lstm.weights], "lstm_weight_bits_fp32": mats * 32,
+    return {"lstm_weight_bits": mats * WEIGHT_BITS[lstm.weights], "lstm_weight_bits_fp32": mats * 32,
             "other_bits": rest * 32}
 
 
@@ -79,9 +89,75 @@ def evaluate_split(cfg: TrainConfig, model, data, split: str) -> dict:
         r = evaluate_lm(model, getattr(data, split), batch=cfg.eval_batch, seq_len=cfg.seq_len)
         m = {"bpc": r["bits_per_token"], "perplexity": r["perplexity"], "accuracy": r["accuracy"],
              "loss": r["bits_per_token"] * math.log(2), "tokens": r["tokens"]}
-    sp = [s for s in lstm.state_stats() if s == s]
+    sp = [s for s in lstm.state_stats() if not math.isnan(s)]
     m["state_sparsity"] = sum(sp) / len(sp) if sp else 0.0
     return m
+
+
+@torch.no_grad()
+def calibrate(cfg: TrainConfig, model, data, segments: int = 20, images: int = 1024) -> None:
+    """Set the pruning thresholds from eval-mode states on the start of the training split."""
+    if cfg.task == "classify":
+        x = data["train"][0][:images]
+        model.lstm.calibrate_pruning(lambda: model(x))
+        return
+    streams = batchify(data.train, min(cfg.batch, max(1, data.train.numel() // (cfg.seq_len + 1))))
+
+    def run():
+        state = None
+        for k in range(min(segments, (streams.shape[0] - 1) // cfg.seq_len)):
+            _, state = model(streams[k * cfg.seq_len: (k + 1) * cfg.seq_len], state)
+    model.lstm.calibrate_pruning(run)
+
+
+def load_run(run_dir: str | Path, which: str = "best"):
+    """Rebuild a trained model from a run directory: ``(cfg, model, vocab)`` in eval mode."""
+    run_dir = Path(run_dir)
+    path = run_dir / f"{which}.pt"
+    if which == "best" and not path.exists():
+        path = run_dir / "checkpoint.pt"
+    ck = load_checkpoint(path)
+    cfg = TrainConfig.from_dict(ck["config"])
+    vocab = ck.get("vocab")
+    model = build_model(cfg, vocab_size=None if vocab is None else len(vocab))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return cfg, model, vocab
+
+
+def init_from(model, run_dir: str | Path, vocab) -> list[str]:
+    """Copy a trained run's weights into ``model``: every tensor both have with the same shape. The
+    LSTM matrices, biases, embedding and output layer must all be there; normalization and pruning
+    parts the source lacks keep their initial values. Returns the names that were not copied."""
+    _, src, src_vocab = load_run(run_dir)
+    if vocab != src_vocab:
+        raise TrainingError(f"--init-from {run_dir}: its vocabulary differs from this run's data; "
+                            "use a run trained on the same data and settings")
+    theirs, mine = src.state_dict(), model.state_dict()
+    core = [k for k, _ in model.named_parameters() if ".bn_" not in k]
+    bad = [k for k in core if k not in theirs or theirs[k].shape != mine[k].shape]
+    if bad:
+        raise TrainingError(f"--init-from {run_dir}: {bad[0]} is missing or has another shape there; "
+                            "use a run with the same --hidden, --layers, --embed and task")
+    take = {k: v for k, v in theirs.items() if k in mine and v.shape == mine[k].shape or ".bn_" in k and k in mine}
+    model.load_state_dict({**mine, **take})
+    return sorted(set(mine) - set(take))
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds between steps."""
+    model: Any
+    net: Any
+    opt: Any
+    sched: Any
+    data: Any
+    vocab: Optional[list]
+    teacher: Any = None
+    lm_state: Any = None
+    teacher_state: Any = None
+    pos: dict = field(default_factory=dict)
+    plan_len: int = 0
 
 
 class Trainer:
@@ -107,114 +183,189 @@ class Trainer:
     def main(self) -> bool:
         return self.rank == 0
 
+    @torch.no_grad()
+    def _sync_buffers(self, model) -> None:
+        """Average the floating buffers (thresholds, BN running statistics) over the ranks."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+        for b in model.buffers():
+            if b.is_floating_point() and b.numel():
+                dist.all_reduce(b)
+                b /= self.world
+
+    def _share(self, obj):
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     # -- the run ----------------------------------------------------------------------------------
     def run(self, resume: bool = False, on_start: Optional[Callable[[], None]] = None) -> dict:
-        cfg = self.cfg
         self._setup_distributed()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        r = self._setup(resume, on_start)
+        last = r.pos["rows"][-1] if r.pos["rows"] else {}
+        for epoch in range(r.pos["epoch"], self.cfg.epochs):
+            self._epoch(r, epoch)
+            last = self._end_epoch(r, epoch)
+        if self.main:
+            from .plots import plot_curves
+            plot_curves(self.out)
+        return last
+
+    def _setup(self, resume: bool, on_start) -> _Run:
+        cfg = self.cfg
         ck_path = self.out / "checkpoint.pt"
         if resume:
             ck = load_checkpoint(ck_path)
         elif ck_path.exists():
             raise TrainingError(f"{self.out} already holds a run; continue it with --resume {self.out} "
                                 "or choose another --out")
-        if self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed + self.rank)
         data = load_data(cfg)
         vocab = None if cfg.task == "classify" else data.vocab
         model = build_model(cfg, vocab_size=None if vocab is None else len(vocab))
+        if cfg.init_from and not resume:
+            kept = init_from(model, cfg.init_from, vocab)
+            self.log(f"initialized from {cfg.init_from}" + (f" ({len(kept)} tensors kept their initial values)"
+                                                           if kept else ""))
         params = list(model.parameters())
         opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
                else torch.optim.SGD(params, lr=cfg.lr, momentum=0.9))
         gamma = 1.0 if cfg.lr_final is None else (cfg.lr_final / cfg.lr) ** (1.0 / cfg.epochs)
         sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
-        pos = {"epoch": 0, "batch": 0, "step": 0, "sums": self._new_sums(), "best": None}
-        lm_state = None
+        teacher = None
+        if cfg.teacher:
+            _, teacher, t_vocab = load_run(cfg.teacher)
+            if t_vocab != vocab:
+                raise TrainingError(f"--teacher {cfg.teacher} was trained on another vocabulary; use a run on "
+                                    "the same data")
+        net = model if self.world == 1 else torch.nn.parallel.DistributedDataParallel(model)
+        r = _Run(model, net, opt, sched, data, vocab, teacher,
+                 pos={"epoch": 0, "batch": 0, "step": 0, "sums": self._new_sums(), "best": None, "rows": []})
         if resume:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             torch.set_rng_state(ck["rng"])
-            pos = ck["pos"]
-            lm_state = ck.get("lm_state")
-            self.log(f"resuming {self.out} at epoch {pos['epoch'] + 1}, batch {pos['batch']} (step {pos['step']})")
+            r.pos = {"rows": self._old_rows(ck["pos"]), **ck["pos"]}
+            r.lm_state, r.teacher_state = ck.get("lm_state"), ck.get("teacher_state")
+            self.log(f"resuming {self.out} at epoch {r.pos['epoch'] + 1}, batch {r.pos['batch']} "
+                     f"(step {r.pos['step']})")
+            if self.main:
+                self._write_logs(r.pos)
         elif self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
             if on_start:
                 on_start()
-        net = model
-        if self.world > 1:
-            net = torch.nn.parallel.DistributedDataParallel(model)
-        metric = METRIC[cfg.task]
+        r.plan_len = len(self._plan(0, data))
+        if r.plan_len == 0:
+            raise TrainingError(f"the training split of {cfg.data} gives no step of batch {cfg.batch} x seq_len "
+                                f"{cfg.seq_len}; lower --batch or --seq-len, or use more data")
         self.log(f"{cfg.task} on {cfg.data}: weights={cfg.weights} batch_norm={cfg.batch_norm} "
                  f"state_sparsity={cfg.state_sparsity} hidden={cfg.hidden} -> {self.out}")
+        return r
 
-        def save(p, state):
-            if not all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point()):
-                raise TrainingError(f"the parameters became non-finite at step {p['step']}; not saved, the last "
-                                    f"good checkpoint is {ck_path}. Lower --lr and resume with --resume")
-            if self.main:
-                save_atomic({"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "rng": torch.get_rng_state(), "pos": p,
-                             "lm_state": state, "vocab": vocab}, ck_path)
-
-        last = {}
-        for epoch in range(pos["epoch"], cfg.epochs):
-            plan = self._plan(epoch, data)
-            bar = self._bar(len(plan), pos["batch"], epoch)
-            t_epoch = time.perf_counter()
-            for b in range(pos["batch"], len(plan)):
-                net.train()
-                model.lstm.reset_state_stats()
-                loss, ntok, lm_state = self._step(net, opt, data, plan[b], lm_state, pos)
-                sp = model.lstm.state_stats()
-                s = pos["sums"]
-                s["loss"] += loss * ntok
-                s["tokens"] += ntok
-                s["sparsity"] += (sum(sp) / len(sp) if sp[0] == sp[0] else 0.0) * ntok
-                pos["step"] += 1
-                pos["batch"] = b + 1
-                if bar is not None:
-                    bar.update(1)
-                    el = time.perf_counter() - t_epoch
-                    bar.set_postfix(loss=f"{loss:.3f}", sparsity=f"{s['sparsity'] / s['tokens']:.2f}",
-                                    tok_s=f"{s['tokens'] * self.world / max(el, 1e-9) if b else 0:.0f}")
-                if pos["step"] % cfg.checkpoint_every == 0:
-                    save(pos, lm_state)
-            if bar is not None:
-                bar.close()
+    def _epoch(self, r: _Run, epoch: int) -> None:
+        cfg, pos = self.cfg, r.pos
+        plan = self._plan(epoch, r.data)
+        total = cfg.epochs * r.plan_len
+        bar = self._bar(len(plan), pos["batch"], epoch)
+        t0, tok0 = time.perf_counter(), pos["sums"]["tokens"]
+        for b in range(pos["batch"], len(plan)):
+            r.net.train()
+            r.model.lstm.set_prune_ramp(cfg.prune_ramp(pos["step"] / total))
+            r.model.lstm.reset_state_stats()
+            loss, ntok = self._step(r, plan[b])
+            self._sync_buffers(r.model)
+            sp = [x for x in r.model.lstm.state_stats() if not math.isnan(x)]
             s = pos["sums"]
-            eval_model = model
-            valid = evaluate_split(cfg, eval_model, data, "valid")
-            train_loss = s["loss"] / max(s["tokens"], 1)
-            last = {"epoch": epoch + 1, "step": pos["step"], "lr": opt.param_groups[0]["lr"],
-                    "train_loss": train_loss,
-                    f"train_{metric}": (train_loss / math.log(2) if metric == "bpc" else
-                                        math.exp(min(train_loss, 50)) if metric == "perplexity" else None),
-                    "train_state_sparsity": s["sparsity"] / max(s["tokens"], 1),
-                    f"valid_{metric}": valid[metric], "valid_state_sparsity": valid["state_sparsity"],
-                    "epoch_seconds": time.perf_counter() - t_epoch}
-            best = pos["best"]
-            better = best is None or (valid[metric] > best if HIGHER_IS_BETTER[metric] else valid[metric] < best)
-            if self.main:
-                with open(self.out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(last) + "\n")
-                if better:
-                    save_atomic({"config": cfg.to_dict(), "model": model.state_dict(), "vocab": vocab,
-                                 "epoch": epoch + 1, f"valid_{metric}": valid[metric]}, self.out / "best.pt")
-            self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f}, valid {metric} "
-                     f"{valid[metric]:.4f}, state sparsity {valid['state_sparsity']:.3f}")
-            sched.step()
-            lm_state = None
-            pos = {"epoch": epoch + 1, "batch": 0, "step": pos["step"], "sums": self._new_sums(),
-                   "best": valid[metric] if better else best}
-            save(pos, None)
+            s["loss"] += loss * ntok
+            s["tokens"] += ntok
+            s["sparsity"] += (sum(sp) / len(sp) if sp else 0.0) * ntok
+            pos["step"] += 1
+            pos["batch"] = b + 1
+            if self.main and pos["step"] % cfg.log_every == 0:
+                with open(self.out / "steps.jsonl", "a") as f:
+                    f.write(json.dumps({"step": pos["step"], "epoch": epoch + 1, "train_loss": loss,
+                                        "state_sparsity": sp[0] if sp else 0.0}) + "\n")
+            if bar is not None:
+                bar.update(1)
+                rate = (s["tokens"] - tok0) * self.world / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{loss:.3f}", sparsity=f"{s['sparsity'] / s['tokens']:.2f}", tok_s=f"{rate:.0f}")
+            if pos["step"] % cfg.checkpoint_every == 0:
+                self._save(r, pos)
+        if bar is not None:
+            bar.close()
+        pos["epoch_seconds"] = pos.get("epoch_seconds", 0.0) + time.perf_counter() - t0
+
+    def _end_epoch(self, r: _Run, epoch: int) -> dict:
+        cfg, pos = self.cfg, r.pos
+        metric = METRIC[cfg.task]
+        if cfg.state_sparsity and cfg.prune_calibrate:
+            calibrate(cfg, r.model, r.data)
+            self._sync_buffers(r.model)
+        valid = self._share(evaluate_split(cfg, r.model, r.data, "valid") if self.main else None)
+        s = pos["sums"]
+        train_loss = s["loss"] / max(s["tokens"], 1)
+        row = {"epoch": epoch + 1, "step": pos["step"], "lr": r.opt.param_groups[0]["lr"], "train_loss": train_loss,
+               f"train_{metric}": (train_loss / math.log(2) if metric == "bpc" else
+                                   math.exp(min(train_loss, 50)) if metric == "perplexity" else None),
+               "train_state_sparsity": s["sparsity"] / max(s["tokens"], 1),
+               f"valid_{metric}": valid[metric], "valid_state_sparsity": valid["state_sparsity"],
+               "epoch_seconds": pos.get("epoch_seconds", 0.0)}
+        best = pos["best"]
+        better = best is None or (valid[metric] > best if HIGHER_IS_BETTER[metric] else valid[metric] < best)
+        if self.main and better:
+            save_atomic({"config": cfg.to_dict(), "model": r.model.state_dict(), "vocab": r.vocab,
+                         "epoch": epoch + 1, f"valid_{metric}": valid[metric]}, self.out / "best.pt")
+        train_txt = f"train loss {train_loss:.4f}" if metric == "accuracy" else f"train {metric} {row[f'train_{metric}']:.4f}"
+        self.log(f"epoch {epoch + 1}/{cfg.epochs}: {train_txt}, valid {metric} {valid[metric]:.4f}, "
+                 f"state sparsity {valid['state_sparsity']:.3f}")
+        r.sched.step()
+        r.lm_state = r.teacher_state = None
+        r.pos = {"epoch": epoch + 1, "batch": 0, "step": pos["step"], "sums": self._new_sums(),
+                 "best": valid[metric] if better else best, "rows": pos["rows"] + [row]}
+        self._save(r, r.pos)
+        return row
+
+    def _save(self, r: _Run, pos: dict) -> None:
+        ck_path = self.out / "checkpoint.pt"
+        state = r.model.state_dict()
+        if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
+            raise TrainingError(f"the parameters became non-finite at step {pos['step']}; not saved, the last "
+                                f"good checkpoint is {ck_path}. Lower --lr and resume with --resume")
         if self.main:
-            from .plots import plot_curves
-            plot_curves(self.out)
-        return last
+            save_atomic({"config": self.cfg.to_dict(), "model": state, "optimizer": r.opt.state_dict(),
+                         "scheduler": r.sched.state_dict(), "rng": torch.get_rng_state(), "pos": pos,
+                         "lm_state": r.lm_state, "teacher_state": r.teacher_state, "vocab": r.vocab}, ck_path)
+            self._write_logs(pos)
+
+    def _write_logs(self, pos: dict) -> None:
+        """Make metrics.jsonl the checkpoint's epoch rows and drop step rows past the checkpoint, so a
+        kill at any point never leaves a row twice after resume."""
+        tmp = self.out / "metrics.jsonl.tmp"
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in pos["rows"]))
+        os.replace(tmp, self.out / "metrics.jsonl")
+        steps = self.out / "steps.jsonl"
+        if steps.exists():
+            rows = [x for x in steps.read_text().splitlines() if x.strip()]
+            keep = [x for x in rows if json.loads(x)["step"] <= pos["step"]]
+            if len(keep) < len(rows):
+                steps.write_text("".join(x + "\n" for x in keep))
+
+    def _old_rows(self, pos: dict) -> list:
+        """Epoch rows of a checkpoint that predates rows in checkpoints: read back from metrics.jsonl."""
+        p = self.out / "metrics.jsonl"
+        if not p.exists():
+            return []
+        rows = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+        return [row for row in rows if row["epoch"] <= pos["epoch"]][: pos["epoch"]]
 
     # -- pieces -----------------------------------------------------------------------------------
     @staticmethod
@@ -229,54 +380,58 @@ class Trainer:
             perm = torch.randperm(n, generator=g)
             plan = [perm[i: i + cfg.batch] for i in range(0, n - cfg.batch + 1, cfg.batch)]
         else:
+            if data.train.numel() // cfg.batch < 2:
+                return []
             self._streams = batchify(data.train, cfg.batch)[:, self.rank::self.world]
-            n = (self._streams.shape[0] - 1) // cfg.seq_len
-            plan = list(range(n))
+            plan = list(range((self._streams.shape[0] - 1) // cfg.seq_len))
         return plan[: cfg.steps_per_epoch] if cfg.steps_per_epoch else plan
 
-    def _step(self, net, opt, data, item, lm_state, pos):
-        cfg = self.cfg
+    def _loss(self, r: _Run, logits, y, teacher_logits) -> torch.Tensor:
+        V = logits.shape[-1]
+        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+        if teacher_logits is None:
+            return loss
+        T, w = self.cfg.distill_temp, self.cfg.distill_weight
+        kl = F.kl_div(F.log_softmax(logits.reshape(-1, V) / T, -1), F.log_softmax(teacher_logits.reshape(-1, V) / T, -1),
+                      log_target=True, reduction="batchmean")
+        return (1 - w) * loss + w * T * T * kl
+
+    def _step(self, r: _Run, item) -> tuple[float, int]:
+        cfg, pos = self.cfg, r.pos
+        t_logits = None
         if cfg.task == "classify":
             idx = item[self.rank::self.world]
-            x, y = data["train"][0][idx], data["train"][1][idx]
-            loss = F.cross_entropy(net(x), y)
-            ntok, new_state = len(idx), None
+            x, y = r.data["train"][0][idx], r.data["train"][1][idx]
+            logits = r.net(x)
+            if r.teacher is not None:
+                with torch.no_grad():
+                    t_logits = r.teacher(x)
+            ntok = len(idx)
         else:
             s = item * cfg.seq_len
             x = self._streams[s: s + cfg.seq_len]
             y = self._streams[s + 1: s + cfg.seq_len + 1].long()
-            logits, state = net(x, lm_state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            logits, state = r.net(x, r.lm_state)
+            if r.teacher is not None:
+                with torch.no_grad():
+                    t_logits, t_state = r.teacher(x, r.teacher_state)
+                r.teacher_state = tuple(t.detach() for t in t_state)
             ntok = y.numel()
-            new_state = tuple(t.detach() for t in state)
+            r.lm_state = tuple(t.detach() for t in state)
+        loss = self._loss(r, logits, y, t_logits)
         if not torch.isfinite(loss):
             raise TrainingError(f"the loss became {loss.item()} at epoch {pos['epoch'] + 1}, step {pos['step'] + 1}; "
                                 f"stopped without saving it, the last good checkpoint is {self.out / 'checkpoint.pt'}. "
                                 "Lower --lr (or --clip) and resume with --resume")
-        opt.zero_grad(set_to_none=True)
+        r.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.clip:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
-        opt.step()
-        return loss.item(), ntok, new_state
+            torch.nn.utils.clip_grad_norm_(r.net.parameters(), cfg.clip)
+        r.opt.step()
+        return loss.item(), ntok
 
     def _bar(self, total: int, initial: int, epoch: int):
         if not (self.progress and self.main):
             return None
         from tqdm.auto import tqdm
         return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False)
-
-
-def load_run(run_dir: str | Path, which: str = "best"):
-    """Rebuild a trained model from a run directory: ``(cfg, model, vocab)`` in eval mode."""
-    run_dir = Path(run_dir)
-    path = run_dir / f"{which}.pt"
-    if which == "best" and not path.exists():
-        path = run_dir / "checkpoint.pt"
-    ck = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(ck["config"])
-    vocab = ck.get("vocab")
-    model = build_model(cfg, vocab_size=None if vocab is None else len(vocab))
-    model.load_state_dict(ck["model"])
-    model.eval()
-    return cfg, model, vocab

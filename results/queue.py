@@ -1,0 +1,104 @@
+"""Run the fidelity study's training runs in the background, resumably.
+
+Each study is a recipe (its fixed budget) and a list of rows (flags that differ) x seeds. A run that
+has finished is skipped, one with a checkpoint is resumed, the rest start; ``--workers`` runs go at once,
+one thread each. Killing this script (or the session) loses at most ``checkpoint_every`` steps per run:
+start it again and it carries on.
+
+    python results/queue.py linux --workers 2          # the rows of STUDIES["linux"]
+    python results/queue.py linux --list               # what is done, running or left
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PAPER = ["--batch-norm", "--stochastic"]  # the ICLR recipe: per-time-step BN, stochastic weights
+ROWS_LM = {
+    "fp": [],
+    "fp-bn": ["--batch-norm"],
+    "fp-sp90": ["--state-sparsity", "0.9"],
+    "binary-bn": ["--weights", "binary", *PAPER],
+    "ternary-bn": ["--weights", "ternary", *PAPER],
+    "ternary-bn-sp90": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9"],
+}
+SHARED = ["--batch-norm", "--bn-stats", "shared"]
+GRADUAL = ["--state-sparsity", "0.9", "--prune-schedule", "cubic", "--prune-start", "0.1", "--prune-end", "0.6"]
+ROWS_NEW = {
+    "fp-bnsh": SHARED,
+    "ternary-bnsh": ["--weights", "ternary", *SHARED],
+    "binary-bnsh": ["--weights", "binary", *SHARED],
+    "fp-sp90-cubic": GRADUAL,
+    "ternary-bnsh-sp90-cubic": ["--weights", "ternary", *SHARED, *GRADUAL],
+}
+ROWS_LM = {**ROWS_LM, **ROWS_NEW}
+STUDIES = {
+    "linux": ("recipes/fidelity-linux.yaml", ROWS_LM, [0]),
+    "digits": ("recipes/fidelity-digits.yaml", ROWS_LM, [0]),
+}
+
+
+def run_dir(study: str, row: str, seed: int) -> Path:
+    return Path("runs/fidelity") / study / f"{row}-s{seed}"
+
+
+def finished(d: Path) -> bool:
+    cfg, metrics = d / "config.json", d / "metrics.jsonl"
+    if not (cfg.exists() and metrics.exists()):
+        return False
+    epochs = {json.loads(x)["epoch"] for x in metrics.read_text().splitlines() if x.strip()}
+    return len(epochs) >= json.loads(cfg.read_text())["epochs"]
+
+
+def command(recipe: str, flags: list[str], seed: int, d: Path) -> list[str]:
+    if (d / "checkpoint.pt").exists():
+        return ["train", "--resume", str(d), "--threads", "1", "--no-progress"]
+    return ["train", "--recipe", recipe, *flags, "--seed", str(seed), "--threads", "1", "--no-progress",
+            "--out", str(d)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("study", choices=sorted(STUDIES), help="which study's runs")
+    ap.add_argument("--workers", type=int, default=2, help="runs at once, one thread each (default 2)")
+    ap.add_argument("--rows", nargs="*", help="only these rows (default: all)")
+    ap.add_argument("--seeds", nargs="*", type=int, help="override the study's seeds")
+    ap.add_argument("--list", action="store_true", help="print each run's state and exit")
+    args = ap.parse_args()
+    recipe, rows, seeds = STUDIES[args.study]
+    todo = [(r, s) for r in rows if not args.rows or r in args.rows for s in (args.seeds or seeds)]
+    if args.list:
+        for r, s in todo:
+            d = run_dir(args.study, r, s)
+            print(f"{d}: {'done' if finished(d) else 'started' if (d / 'checkpoint.pt').exists() else 'to do'}")
+        return 0
+    pending = [(r, s) for r, s in todo if not finished(run_dir(args.study, r, s))]
+    running: list[tuple[subprocess.Popen, Path]] = []
+    while pending or running:
+        while pending and len(running) < args.workers:
+            r, s = pending.pop(0)
+            d = run_dir(args.study, r, s)
+            argv = command(recipe, rows[r], s, d)
+            d.parent.mkdir(parents=True, exist_ok=True)
+            log = open(d.parent / f"{d.name}.log", "a")
+            print(f"start {d}: leanrnn {shlex.join(argv)}", flush=True)
+            env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+            import os
+            p = subprocess.Popen([sys.executable, "-m", "leanrnn.cli", *argv], stdout=log, stderr=subprocess.STDOUT,
+                                 env={**os.environ, **env})
+            running.append((p, d))
+        time.sleep(5)
+        for p, d in list(running):
+            if p.poll() is not None:
+                running.remove((p, d))
+                print(f"{'done' if p.returncode == 0 else f'FAILED ({p.returncode})'} {d}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
