@@ -33,8 +33,12 @@ ROWS_NEW = {
     "fp-bnsh": SHARED,
     "ternary-bnsh": ["--weights", "ternary", *SHARED],
     "binary-bnsh": ["--weights", "binary", *SHARED],
+    "fp-wn": ["--weight-norm"],
+    "ternary-wn": ["--weights", "ternary", "--weight-norm"],
+    "binary-wn": ["--weights", "binary", "--weight-norm"],
     "fp-sp90-cubic": GRADUAL,
     "ternary-bnsh-sp90-cubic": ["--weights", "ternary", *SHARED, *GRADUAL],
+    "ternary-wn-sp90-cubic": ["--weights", "ternary", "--weight-norm", *GRADUAL],
 }
 ROWS_LM = {**ROWS_LM, **ROWS_NEW}
 STUDIES = {

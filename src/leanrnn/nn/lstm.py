@@ -21,6 +21,9 @@ Choices, after the ICLR 2019 reference code (see ``leanrnn.quant`` and ``leanrnn
 * BN statistics are indexed from step 0 at every call: a truncated-BPTT segment counts its steps
   from 0 even when the state is carried over, as the reference does.
 * ``c_t`` is never pruned: only ``h_t`` feeds the recurrent matrix-vector product.
+* ``weight_norm=True`` replaces the batch norms: ``z_t = D_ih Q(W_ih) x_t + D_hh Q(W_hh) h_{t-1} + b``
+  with ``D = diag(g / ||Q(W)_row||)`` and learned gains ``g`` (Hou et al., NeurIPS 2019). It keeps
+  the products' scale under control without statistics, so one scale per row serves every step.
 """
 from __future__ import annotations
 
@@ -41,13 +44,16 @@ __all__ = ["LeanLSTM", "LeanLSTMCell"]
 _BN_GAMMA = 0.1
 
 
-def _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, dropout=0.0, num_layers=1):
+def _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, batch_norm=False, weight_norm=False,
+                dropout=0.0, num_layers=1):
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name}={v!r} must be a positive integer")
     check_mode(weights)
     if bn_stats not in ("step", "shared"):
         raise ValueError(f"bn_stats={bn_stats!r} is not supported; use 'step' or 'shared'")
+    if batch_norm and weight_norm:
+        raise ValueError("batch_norm and weight_norm are alternatives; choose one")
     if not isinstance(state_sparsity, (int, float)) or not 0.0 <= state_sparsity < 1.0:
         raise ValueError(f"state_sparsity={state_sparsity!r} must be a number in [0, 1)")
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
@@ -57,10 +63,16 @@ def _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, drop
 class _Layer(nn.Module):
     """The non-parameter parts of one layer: its batch norms and its state pruner."""
 
-    def __init__(self, hidden_size: int, batch_norm: bool, bn_stats: str, state_sparsity: float,
+    def __init__(self, hidden_size: int, batch_norm: bool, bn_stats: str, weight_norm: bool, state_sparsity: float,
                  bn_momentum: float, prune_momentum: float, prune_warmup: int, prune_grad: str):
         super().__init__()
         g = 4 * hidden_size
+        if weight_norm:  # per-row gains; set to the initial latent rows' norms by _init_params
+            self.wn_ih = nn.Parameter(torch.ones(g))
+            self.wn_hh = nn.Parameter(torch.ones(g))
+        else:
+            self.register_parameter("wn_ih", None)
+            self.register_parameter("wn_hh", None)
         if batch_norm:
             kw = dict(gamma_init=_BN_GAMMA, momentum=bn_momentum, shared=bn_stats == "shared")
             self.bn_ih = SeqBatchNorm(g, bias=False, **kw)
@@ -91,20 +103,27 @@ def _run_layer(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, bias
             m.track(stats[2 * k], stats[2 * k + 1], t0)
     if pruner.active and training:
         pruner.update(hpre, out)
-    elif pruner.active:
-        pruner.observe(hpre)
     pruner.record(out)
     return out, h, c
 
 
-def _layer_export(weights: str, w_ih: Tensor, w_hh: Tensor, bias: Optional[Tensor], lay: _Layer) -> dict:
-    def mat(w):
-        if weights == "fp":
-            return {"weight": w.detach().cpu().clone()}
-        q, a = codes(w, weights)
-        return {"codes": q.cpu(), "scale": a}
+def _row_factor(q: Tensor, gain: Tensor) -> Tensor:
+    """Weight normalization's per-row factor ``g / ||q_row||`` (a zero row stays zero)."""
+    return gain / q.norm(dim=1).clamp_min(1e-12)
 
-    d = {"weights": weights, "weight_ih": mat(w_ih), "weight_hh": mat(w_hh),
+
+def _layer_export(weights: str, w_ih: Tensor, w_hh: Tensor, bias: Optional[Tensor], lay: _Layer) -> dict:
+    def mat(w, gain):
+        w = w.detach()
+        if weights == "fp":
+            return {"weight": (w if gain is None else w * _row_factor(w, gain.detach()).unsqueeze(1)).cpu().clone()}
+        q, a = codes(w, weights)
+        if gain is None:
+            return {"codes": q.cpu(), "scale": a}
+        # weight normalization folds into one scale per row: a * g / ||a q_row||
+        return {"codes": q.cpu(), "scale": (a * _row_factor(q.to(w.dtype) * a, gain.detach())).cpu().clone()}
+
+    d = {"weights": weights, "weight_ih": mat(w_ih, lay.wn_ih), "weight_hh": mat(w_hh, lay.wn_hh),
          "bias": None if bias is None else bias.detach().cpu().clone(),
          "prune_threshold": float(lay.pruner.threshold) if lay.pruner.active else 0.0,
          "batch_norm": None}
@@ -121,8 +140,8 @@ def _layer_export(weights: str, w_ih: Tensor, w_hh: Tensor, bias: Optional[Tenso
 class _LeanBase(nn.Module):
     """Shared configuration, initialization and weight quantization."""
 
-    def _setup(self, input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, state_sparsity,
-               bn_momentum, prune_momentum, prune_warmup, prune_grad):
+    def _setup(self, input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, weight_norm,
+               state_sparsity, bn_momentum, prune_momentum, prune_warmup, prune_grad):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bool(bias)
@@ -130,8 +149,10 @@ class _LeanBase(nn.Module):
         self.stochastic = bool(stochastic)
         self.batch_norm = bool(batch_norm)
         self.bn_stats = bn_stats
+        self.weight_norm = bool(weight_norm)
         self.state_sparsity = float(state_sparsity)
-        self._layer_kw = dict(batch_norm=self.batch_norm, bn_stats=bn_stats, state_sparsity=self.state_sparsity,
+        self._layer_kw = dict(batch_norm=self.batch_norm, bn_stats=bn_stats, weight_norm=self.weight_norm,
+                              state_sparsity=self.state_sparsity,
                               bn_momentum=bn_momentum, prune_momentum=prune_momentum,
                               prune_warmup=prune_warmup, prune_grad=prune_grad)
 
@@ -179,30 +200,55 @@ class _LeanBase(nn.Module):
             lay.pruner.ramp = float(ramp)
 
     @torch.no_grad()
-    def calibrate_pruning(self, run: Callable[[], object], rounds: int = 3) -> None:
-        """Set each layer's pruning threshold from eval-mode states, so that the model ships with the
-        target's zeros at inference. ``run()`` makes eval-mode forward passes over calibration data; it
-        is repeated ``rounds`` times because a new threshold changes the states it was computed from."""
-        pruners = [lay.pruner for lay in self._lean_layers() if lay.pruner.active]
-        if not pruners:
-            return
+    def calibrate_pruning(self, run: Callable[[], object], iters: int = 14) -> None:
+        """Set each layer's pruning threshold so that the eval-mode model has the target's zeros.
+
+        ``run()`` makes eval-mode forward passes over calibration data. A threshold changes the states
+        it is measured on (fewer states fed back, smaller ones next), so a quantile of one pass
+        oscillates; the measured fraction of zeros rises with the threshold, so bisection on it
+        converges. ``|h| < 1`` bounds the search; layers go bottom-up (a layer's input depends on the
+        layers below). The result is the smallest threshold found that reaches the target level."""
         was = self.training
-        for _ in range(rounds):
-            for p in pruners:
-                p.start_observing()
-            self.eval()
-            run()
-            for p in pruners:
-                p.finish_observing()
+        self.eval()
+        for lay in self._lean_layers():
+            p = lay.pruner
+            if not p.active:
+                continue
+            level, lo, hi = p.target_level(), 0.0, 1.0
+            for _ in range(iters):
+                p.threshold.fill_((lo + hi) / 2)
+                p.reset_stats()
+                run()
+                if p.measured() >= level:
+                    hi = float(p.threshold)
+                else:
+                    lo = float(p.threshold)
+            p.threshold.fill_(hi)
+        self.reset_state_stats()
         self.train(was)
 
     def _quantize(self, w: Tensor) -> Tensor:
         return quantize(w, self.weights, stochastic=self.stochastic and self.training)
 
+    def _weight(self, w: Tensor, gain: Optional[Tensor]) -> Tensor:
+        """The matrix a step uses: quantized, then (weight normalization) each row scaled to norm ``g``."""
+        q = self._quantize(w)
+        return q if gain is None else q * _row_factor(q, gain).unsqueeze(1)
+
+    @torch.no_grad()
+    def _init_gains(self) -> None:
+        """Weight-normalization gains start at the initial latent rows' norms (the fp scale)."""
+        for lay, (w_ih, w_hh, _, _) in zip(self._lean_layers(), self._all_params()):
+            if lay.wn_ih is not None:
+                lay.wn_ih.copy_(w_ih.norm(dim=1))
+                lay.wn_hh.copy_(w_hh.norm(dim=1))
+
     def _extra(self) -> str:
         s = f"weights={self.weights!r}"
         if self.weights != "fp":
             s += f", stochastic={self.stochastic}"
+        if self.weight_norm:
+            s += ", weight_norm=True"
         if self.batch_norm:
             s += ", batch_norm=True" + (", bn_stats='shared'" if self.bn_stats == "shared" else "")
         if self.state_sparsity:
@@ -221,6 +267,9 @@ class LeanLSTM(_LeanBase):
     batch_norm: batch norm of ``W_ih x``, ``W_hh h`` and ``c`` (see module docstring).
     bn_stats: ``"step"``: running statistics per time step (the paper's); ``"shared"``: one set for
         all steps (time-independent inference, see ``SeqBatchNorm``).
+    weight_norm: instead of batch norm, scale each row of the (quantized) ``W_ih`` and ``W_hh`` to a
+        learned norm ``g`` (Hou et al., NeurIPS 2019): no statistics, so training and inference agree
+        and the scales fold into one per row.
     state_sparsity: target fraction of zeros in the hidden state fed back, in ``[0, 1)``.
     bn_momentum, prune_momentum, prune_warmup, prune_grad: see ``SeqBatchNorm`` and ``StatePruner``.
     """
@@ -228,11 +277,13 @@ class LeanLSTM(_LeanBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, weights: str = "fp",
                  stochastic: bool = True, batch_norm: bool = False, state_sparsity: float = 0.0, *,
-                 bn_stats: str = "step", bn_momentum: float = 0.05, prune_momentum: float = 0.1,
-                 prune_warmup: int = 0, prune_grad: str = "mask"):
+                 bn_stats: str = "step", weight_norm: bool = False, bn_momentum: float = 0.05,
+                 prune_momentum: float = 0.1, prune_warmup: int = 0, prune_grad: str = "mask"):
         super().__init__()
-        _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, dropout, num_layers)
-        self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, state_sparsity,
+        _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, batch_norm, weight_norm, dropout,
+                    num_layers)
+        self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, weight_norm,
+                    state_sparsity,
                     bn_momentum, prune_momentum, prune_warmup, prune_grad)
         self.num_layers = num_layers
         self.batch_first = bool(batch_first)
@@ -249,7 +300,11 @@ class LeanLSTM(_LeanBase):
                 self.register_parameter(f"bias_ih_l{k}", None)
                 self.register_parameter(f"bias_hh_l{k}", None)
         self.layers = nn.ModuleList(_Layer(hidden_size, **self._layer_kw) for _ in range(num_layers))
-        self._init_params([self._params(k) for k in range(num_layers)])
+        self._init_params(self._all_params())
+        self._init_gains()
+
+    def _all_params(self):
+        return [self._params(k) for k in range(self.num_layers)]
 
     def _params(self, k: int):
         return (getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"),
@@ -283,8 +338,9 @@ class LeanLSTM(_LeanBase):
         for k in range(L):
             w_ih, w_hh, b_ih, b_hh = self._params(k)
             bias = None if b_ih is None else b_ih + b_hh
-            out, h, c = _run_layer(out, h0[k], c0[k], self._quantize(w_ih), self._quantize(w_hh), bias,
-                                   self.layers[k], 0, self.training)
+            lay = self.layers[k]
+            out, h, c = _run_layer(out, h0[k], c0[k], self._weight(w_ih, lay.wn_ih), self._weight(w_hh, lay.wn_hh),
+                                   bias, lay, 0, self.training)
             hs.append(h)
             cs.append(c)
             if self.dropout and k < L - 1:
@@ -328,11 +384,12 @@ class LeanLSTMCell(_LeanBase):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, weights: str = "fp",
                  stochastic: bool = True, batch_norm: bool = False, state_sparsity: float = 0.0, *,
-                 bn_stats: str = "step", bn_momentum: float = 0.05, prune_momentum: float = 0.1,
-                 prune_warmup: int = 0, prune_grad: str = "mask"):
+                 bn_stats: str = "step", weight_norm: bool = False, bn_momentum: float = 0.05,
+                 prune_momentum: float = 0.1, prune_warmup: int = 0, prune_grad: str = "mask"):
         super().__init__()
-        _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats)
-        self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, state_sparsity,
+        _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, batch_norm, weight_norm)
+        self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, weight_norm,
+                    state_sparsity,
                     bn_momentum, prune_momentum, prune_warmup, prune_grad)
         G = 4 * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G, input_size))
@@ -340,7 +397,8 @@ class LeanLSTMCell(_LeanBase):
         self.bias_ih = nn.Parameter(torch.empty(G)) if self.bias else None
         self.bias_hh = nn.Parameter(torch.empty(G)) if self.bias else None
         self.layer = _Layer(hidden_size, **self._layer_kw)
-        self._init_params([(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)])
+        self._init_params(self._all_params())
+        self._init_gains()
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False") + ", " + self._extra()
@@ -356,9 +414,13 @@ class LeanLSTMCell(_LeanBase):
             if not batched:
                 h0, c0 = h0.unsqueeze(0), c0.unsqueeze(0)
         bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
-        _, h, c = _run_layer(x.unsqueeze(0), h0, c0, self._quantize(self.weight_ih),
-                             self._quantize(self.weight_hh), bias, self.layer, int(t), self.training)
+        lay = self.layer
+        _, h, c = _run_layer(x.unsqueeze(0), h0, c0, self._weight(self.weight_ih, lay.wn_ih),
+                             self._weight(self.weight_hh, lay.wn_hh), bias, lay, int(t), self.training)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
+
+    def _all_params(self):
+        return [(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)]
 
     def state_stats(self) -> list[float]:
         return [self.layer.pruner.measured()]

@@ -22,8 +22,8 @@ Choices (see ``LeanLSTM``):
   the entries that survive.
 * In eval mode ``theta`` is fixed, so inference is deterministic. Training sets ``theta`` from
   training-mode states (sampled weights, batch statistics); the eval-mode model has a different
-  ``|h|`` distribution, so it would ship with fewer zeros than promised. ``calibrate`` re-sets ``theta``
-  from eval-mode pre-pruning magnitudes (see ``LeanLSTM.calibrate_pruning``).
+  ``|h|`` distribution, so it would ship with fewer (or more) zeros than promised.
+  ``LeanLSTM.calibrate_pruning`` re-sets ``theta`` by bisection on the eval-mode model's measured zeros.
 """
 from __future__ import annotations
 
@@ -55,7 +55,6 @@ class StatePruner(nn.Module):
         self.register_buffer("level_offset", torch.zeros(()), persistent=persistent)
         self.gain = 0.5
         self.ramp = 1.0
-        self._observed: list[Tensor] | None = None
         self.reset_stats()
 
     def extra_repr(self) -> str:
@@ -94,29 +93,6 @@ class StatePruner(nn.Module):
         else:
             self.threshold.lerp_(q.to(self.threshold.dtype), self.momentum)
         self.num_updates += 1
-
-    # -- eval-mode calibration ---------------------------------------------------------------------
-    def start_observing(self) -> None:
-        self._observed = []
-
-    @torch.no_grad()
-    def observe(self, h_pre: Tensor) -> None:
-        """Keep a strided sample of eval-mode pre-pruning magnitudes (only between start/finish)."""
-        if self._observed is not None:
-            mag = h_pre.detach().abs().reshape(-1)
-            self._observed.append(mag[:: mag.numel() // _QUANTILE_SAMPLE + 1].float())
-
-    @torch.no_grad()
-    def finish_observing(self) -> None:
-        """Set ``theta`` to the quantile of the observed magnitudes at the target level."""
-        obs, self._observed = self._observed, None
-        if not self.active or not obs:
-            return
-        mag = torch.cat(obs)
-        level = min(self.target_level(), 0.999)
-        k = int(round(level * mag.numel()))
-        q = mag.kthvalue(k).values if k >= 1 else mag.new_zeros(())
-        self.threshold.copy_(q.to(self.threshold.dtype))
 
     # -- measured sparsity ------------------------------------------------------------------------
     def reset_stats(self) -> None:

@@ -43,6 +43,8 @@ class TrainConfig:
     batch_norm: bool = _f(False, "batch-normalize W_ih x, W_hh h and c (recurrent BN, as the ICLR paper)")
     bn_stats: str = _f("step", "BN running statistics per time step (the paper's) or shared by all steps "
                        "(time-independent: no per-step tables in the model file)", BN_STATS)
+    weight_norm: bool = _f(False, "instead of batch norm, scale each row of the quantized matrices to a learned "
+                           "norm (Hou et al. 2019): no statistics, one scale per row at inference")
     state_sparsity: float = _f(0.0, "target fraction of zero hidden states in [0, 1)")
     prune_schedule: str = _f("constant", "how the zero-state target rises from 0 between --prune-start and "
                              "--prune-end (fractions of training): cubic is Zhu & Gupta's gradual pruning",
@@ -99,6 +101,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}={v!r} must be a positive integer")
         if self.embed < 0:
             raise ConfigError(f"embed={self.embed!r} must be >= 0 (0: one-hot input)")
+        if self.batch_norm and self.weight_norm:
+            raise ConfigError("batch_norm and weight_norm are alternatives; drop one of --batch-norm, --weight-norm")
         if not 0.0 <= self.state_sparsity < 1.0:
             raise ConfigError(f"state_sparsity={self.state_sparsity} must be in [0, 1)")
         if not 0.0 <= self.dropout < 1.0:

@@ -52,6 +52,7 @@ def load_data(cfg: TrainConfig):
 
 def build_model(cfg: TrainConfig, vocab_size: Optional[int] = None):
     kw = dict(weights=cfg.weights, stochastic=cfg.stochastic, batch_norm=cfg.batch_norm, bn_stats=cfg.bn_stats,
+              weight_norm=cfg.weight_norm,
               state_sparsity=cfg.state_sparsity)
     if cfg.task == "classify":
         return SeqClassifier(1, cfg.hidden, 10, num_layers=cfg.layers, **kw)
@@ -97,6 +98,7 @@ def evaluate_split(cfg: TrainConfig, model, data, split: str) -> dict:
 @torch.no_grad()
 def calibrate(cfg: TrainConfig, model, data, segments: int = 20, images: int = 1024) -> None:
     """Set the pruning thresholds from eval-mode states on the start of the training split."""
+    model.eval()
     if cfg.task == "classify":
         x = data["train"][0][:images]
         model.lstm.calibrate_pruning(lambda: model(x))
@@ -134,12 +136,12 @@ def init_from(model, run_dir: str | Path, vocab) -> list[str]:
         raise TrainingError(f"--init-from {run_dir}: its vocabulary differs from this run's data; "
                             "use a run trained on the same data and settings")
     theirs, mine = src.state_dict(), model.state_dict()
-    core = [k for k, _ in model.named_parameters() if ".bn_" not in k]
+    core = [k for k, _ in model.named_parameters() if ".layers." not in k]
     bad = [k for k in core if k not in theirs or theirs[k].shape != mine[k].shape]
     if bad:
         raise TrainingError(f"--init-from {run_dir}: {bad[0]} is missing or has another shape there; "
                             "use a run with the same --hidden, --layers, --embed and task")
-    take = {k: v for k, v in theirs.items() if k in mine and v.shape == mine[k].shape or ".bn_" in k and k in mine}
+    take = {k: v for k, v in theirs.items() if k in mine and (v.shape == mine[k].shape or ".bn_" in k)}
     model.load_state_dict({**mine, **take})
     return sorted(set(mine) - set(take))
 
@@ -176,6 +178,8 @@ class Trainer:
             if not dist.is_initialized():
                 dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
+            if self.rank:
+                self.log = lambda *a, **k: None  # one log: rank 0's
             if self.cfg.batch % self.world:
                 raise TrainingError(f"batch={self.cfg.batch} must be divisible by the {self.world} processes")
 
@@ -193,6 +197,20 @@ class Trainer:
             if b.is_floating_point() and b.numel():
                 dist.all_reduce(b)
                 b /= self.world
+
+    @torch.no_grad()
+    def _check_ranks_agree(self, model) -> None:
+        """All ranks must hold the same model (DDP syncs gradients, ``_sync_buffers`` the rest)."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+        mine = torch.stack([t.double().sum() for t in model.state_dict().values() if t.is_floating_point()])
+        low, high = mine.clone(), mine.clone()
+        dist.all_reduce(low, op=dist.ReduceOp.MIN)
+        dist.all_reduce(high, op=dist.ReduceOp.MAX)
+        if not torch.equal(low, high):
+            raise TrainingError("the processes hold different models (a buffer or parameter is not synchronized); "
+                                "this is a bug: please report it with the command line")
 
     def _share(self, obj):
         if self.world == 1:
@@ -310,6 +328,7 @@ class Trainer:
         if cfg.state_sparsity and cfg.prune_calibrate:
             calibrate(cfg, r.model, r.data)
             self._sync_buffers(r.model)
+        self._check_ranks_agree(r.model)
         valid = self._share(evaluate_split(cfg, r.model, r.data, "valid") if self.main else None)
         s = pos["sums"]
         train_loss = s["loss"] / max(s["tokens"], 1)
