@@ -3,9 +3,13 @@ import pytest
 from amaranth.sim import Simulator
 
 from leanrnn.cli import main
-from leanrnn.hw import Accel
+from leanrnn.hw import Accel, Workload, simulate
+from leanrnn.hw.fixed import FixedFormat, FixedLayer
 from leanrnn.hw.model import matvec_cycles
 from leanrnn.rtl import SparseMatVec, ZeroSkipScanner
+from leanrnn.rtl.codes import pack_word
+from leanrnn.rtl.cosim import random_layer
+from leanrnn.rtl.step import LstmStep
 from leanrnn.rtl.synth import to_verilog
 
 
@@ -36,14 +40,12 @@ def run_matvec(codes, h, mode, skip=True, reload_codes=None):
 
     async def tb(ctx):
         if reload_codes is not None:  # rewrite the weight memory through its port
-            cb = 2 if mode == "ternary" else 1
-            enc = {"ternary": {0: 0, 1: 1, -1: 2}, "binary": {1: 1, -1: 0}}[mode]
-            words = [sum(enc[int(c)] << (cb * i) for i, c in enumerate(col)) for col in reload_codes]
+            words = [pack_word(col, mode) for col in reload_codes]
             await _write(ctx, dut.w_we, dut.w_addr, dut.w_data, words)
         await _write(ctx, dut.h_we, dut.h_addr, dut.h_data, h)
         n = await _start_and_count(ctx, dut)
         res["cycles"] = n
-        res["acc"] = np.array([ctx.get(getattr(dut, f"acc{i}")) for i in range(codes.shape[1])])
+        res["acc"] = np.array([ctx.get(dut.acc[0][i]) for i in range(codes.shape[1])])
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -66,6 +68,51 @@ def test_matvec_bit_exact_and_cycles_match_model(mode, density, skip):
     K = int((h != 0).sum()) if skip else cols
     model = matvec_cycles(Accel(pes=1, lanes=rows, weight_bits=2 if mode == "ternary" else 1), rows, K)
     assert res["cycles"] == SparseMatVec.cycles(model) and (model == 0 or res["cycles"] == model + 2)
+
+
+@pytest.mark.parametrize("mode", ["ternary", "binary", "int8"])
+@pytest.mark.parametrize("density", [0.0, 0.5])
+def test_folded_lanes_with_two_banks(mode, density):
+    """Fewer lanes than rows: the rows come out group by group, each on its ``valid`` cycle, split
+    into the input and state banks; cycles follow ``SparseMatVec.cycles`` and the hw model."""
+    rng = np.random.default_rng(7)
+    cols, rows, lanes, split = 7, 10, 4, 3
+    vals = {"ternary": [-1, 0, 1], "binary": [-1, 1]}.get(mode)
+    codes = rng.choice(vals, (cols, rows)) if vals else rng.integers(-128, 128, (cols, rows))
+    h = rng.integers(-2048, 2048, cols)
+    h[rng.random(cols) >= density] = 0
+    dut = SparseMatVec(codes.tolist(), mode, 12, skip=True, split=split, lanes=lanes, writable=False)
+    got = {}
+
+    async def tb(ctx):
+        await _write(ctx, dut.h_we, dut.h_addr, dut.h_data, h)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        n = 1
+        while True:
+            if ctx.get(dut.valid):
+                got[ctx.get(dut.group)] = [[ctx.get(dut.acc[b][i]) for i in range(lanes)] for b in range(2)]
+            if ctx.get(dut.done):
+                break
+            await ctx.tick()
+            n += 1
+        got["cycles"] = n
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    groups = dut.groups
+    assert groups == 3 and sorted(k for k in got if k != "cycles") == [0, 1, 2]
+    acc = np.array([got[g] for g in range(groups)])               # (group, bank, lane)
+    acc = acc.transpose(1, 0, 2).reshape(2, -1)[:, :rows]
+    assert np.array_equal(acc[0], (codes[:split] * h[:split, None]).sum(0))
+    assert np.array_equal(acc[1], (codes[split:] * h[split:, None]).sum(0))
+    K = int((h != 0).sum())
+    assert got["cycles"] == SparseMatVec.cycles(K, groups)
+    model = matvec_cycles(Accel(pes=1, lanes=lanes, weight_bits=8), rows, K)
+    assert got["cycles"] == (model + 2 * groups if K else groups)
 
 
 def test_weight_port_rewrites_columns():
@@ -106,14 +153,11 @@ def test_verilog_and_cli(tmp_path):
     assert main(["rtl", "generate", "--config", str(cfg), "--columns", "8", "-o", str(tmp_path / "build")]) == 0
     assert "module leanrnn_matvec" in (tmp_path / "build" / "leanrnn_matvec.v").read_text()
     cfg.write_text("pes: 1\nlanes: 8\nweight_bits: 8\n")
-    assert main(["rtl", "generate", "--config", str(cfg), "-o", str(tmp_path / "b2")]) == 1
+    assert main(["rtl", "generate", "--config", str(cfg), "-o", str(tmp_path / "b2")]) == 2
 
 
 # -- a whole time step -------------------------------------------------------------------------------
 
-from leanrnn.hw import Workload, simulate  # noqa: E402
-from leanrnn.hw.fixed import FixedFormat, FixedLayer  # noqa: E402
-from leanrnn.rtl.step import LstmStep  # noqa: E402
 
 
 def run_steps(layer, xs, mode="ternary"):
@@ -126,8 +170,8 @@ def run_steps(layer, xs, mode="ternary"):
             await _write(ctx, dut.x_we, dut.x_addr, dut.x_data, x)
             n = await _start_and_count(ctx, dut)
             await ctx.tick()
-            out.append((n, np.array([ctx.get(getattr(dut, f"h{k}")) for k in range(H)]),
-                        np.array([ctx.get(getattr(dut, f"c{k}")) for k in range(H)])))
+            out.append((n, np.array([ctx.get(dut.h[k]) for k in range(H)]),
+                        np.array([ctx.get(dut.c[k]) for k in range(H)])))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -157,20 +201,10 @@ def check_against_reference_and_model(layer, xs, mode="ternary"):
     assert sum(per_step) == simulate(a, wl, [np.array(fed)], np.array(xs) != 0).cycles
 
 
-def _random_layer(rng, X, H, T, fmt=FixedFormat(), mode="ternary"):
-    q = lambda v, frac: np.round(np.asarray(v) * 2 ** frac).astype(np.int64)  # noqa: E731
-    vals = [-1, 0, 1] if mode == "ternary" else [-1, 1]
-    return FixedLayer(fmt, rng.choice(vals, (X, 4 * H)).astype(np.int8), rng.choice(vals, (H, 4 * H)).astype(np.int8),
-                      q(rng.uniform(0.1, 1, (T, 4 * H)), fmt.scale_frac), q(rng.uniform(0.1, 1, (T, 4 * H)), fmt.scale_frac),
-                      q(rng.uniform(-1, 1, (T, 4 * H)), fmt.act_frac), True, q(rng.uniform(0.5, 3, (T, H)), fmt.scale_frac),
-                      q(rng.uniform(-1, 1, (T, H)), fmt.act_frac), int(0.2 * 2 ** fmt.act_frac),
-                      fmt.table(lambda v: 1 / (1 + np.exp(-v))), fmt.table(np.tanh))
-
-
 @pytest.mark.parametrize("mode", ["ternary", "binary"])
 def test_lstm_step_random(mode):
     rng = np.random.default_rng(3)
-    layer = _random_layer(rng, 3, 4, 2, mode=mode)
+    layer = random_layer(rng, 3, 4, 2, mode=mode)
     xs = [np.round(rng.uniform(-1, 1, 3) * 2 ** 12).astype(np.int64) for _ in range(3)]
     xs[1][1] = 0  # a zero input is skipped too
     check_against_reference_and_model(layer, xs, mode)
@@ -206,12 +240,13 @@ def test_lstm_step_on_a_trained_model(tmp_path):
 
 
 def test_fixed_point_tracks_the_float_runtime(tmp_path):
-    from leanrnn.hw.fixed import compare_with_float
-    from leanrnn.export.exporter import model_to_lrnn
+    import torch
+
     from leanrnn.export import write_lrnn
+    from leanrnn.export.exporter import model_to_lrnn
+    from leanrnn.hw.fixed import compare_with_float
     from leanrnn.runtime import Model
     from leanrnn.tasks import LanguageModel
-    import torch
     torch.manual_seed(0)
     lm = LanguageModel(10, 16, embed_size=4, weights="ternary", batch_norm=True).eval()
     lm.lstm(torch.randn(5, 8, 4))

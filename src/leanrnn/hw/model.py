@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..facts import acc_width
 from .config import Accel, HardwareConfigError, Workload
 
 
@@ -80,7 +81,7 @@ class Report:
 def acc_bits(a: Accel, fan_in: int) -> int:
     if a.acc_bits:
         return a.acc_bits
-    return a.act_bits + (1 if a.weight_bits <= 2 else a.weight_bits) + math.ceil(math.log2(max(fan_in, 2)))
+    return acc_width(a.act_bits, a.weight_bits, fan_in)
 
 
 def _check_memory(a: Accel, wl: Workload) -> bool:

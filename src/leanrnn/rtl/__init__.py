@@ -1,4 +1,12 @@
-"""Synthesizable RTL (Amaranth) of the accelerator's datapath, checked against the software model."""
+"""Synthesizable RTL (Amaranth) of the accelerator's datapath, checked against the fixed-point
+reference by Amaranth's simulator and by Icarus Verilog, and placed and routed on a Lattice ECP5."""
 from .blocks import BinaryPE, MacPE, SparseMatVec, TernaryPE, ZeroSkipScanner
+from .codes import CODE_BITS, ENCODING, acc_width
+from .cosim import run_icarus
+from .fpga import PARTS, place_and_route, run_fpga
+from .step import LstmStep
+from .synth import format_report, report, to_verilog
 
-__all__ = ["TernaryPE", "BinaryPE", "MacPE", "ZeroSkipScanner", "SparseMatVec"]
+__all__ = ["CODE_BITS", "ENCODING", "PARTS", "BinaryPE", "LstmStep", "MacPE", "SparseMatVec", "TernaryPE",
+           "ZeroSkipScanner", "acc_width", "format_report", "place_and_route", "report", "run_fpga", "run_icarus",
+           "to_verilog"]

@@ -1,92 +1,94 @@
-"""Amaranth RTL of the accelerator's matrix-vector datapath (first part of the RTL issue).
+"""Amaranth RTL of the accelerator's matrix-vector datapath.
 
-* ``TernaryPE`` / ``BinaryPE``: an accumulator that adds, subtracts or skips a broadcast state value
-  according to a weight code (2-bit ternary ``00`` = 0, ``01`` = +1, ``10`` = -1; 1-bit binary
-  ``1`` = +1, ``0`` = -1, the codes of ``leanrnn.export``): adders only. ``MacPE`` is the
-  multiplier baseline for the synthesis comparison.
-* ``ZeroSkipScanner``: holds the non-zero mask of the state and yields the lowest set index each
-  cycle, clearing it (``mask & (mask - 1)``): exactly ``popcount`` cycles per mask.
-* ``SparseMatVec``: weight-column memory, state memory with its mask, the scanner and ``rows`` PEs
-  (one per output row, column dataflow). ``start`` → one column per cycle over the non-zero state
-  entries (all entries with ``skip=False``) → ``done``; the accumulators hold ``C^T h``. With
-  ``split=X`` the first ``X`` columns (the layer input) and the rest (the state) go to two
-  accumulator banks, as one LSTM step needs.
-* ``LstmStep`` (``leanrnn.rtl.step``): that block plus the gate unit and the state registers: a whole
-  time step from ``start`` to ``done``.
+* ``TernaryPE`` / ``BinaryPE``: accumulators that add, subtract or skip a broadcast state value
+  according to a weight code (``leanrnn.rtl.codes``): adders only. ``MacPE`` multiplies by an 8-bit
+  weight: the baseline the multiplier-free PEs are compared with.
+* ``ZeroSkipScanner``: holds the non-zero mask of the state and yields its lowest set index each
+  cycle, clearing it: exactly ``popcount`` cycles per mask.
+* ``SparseMatVec``: weight memory, state memory with its mask, the scanner and ``lanes`` PEs (column
+  dataflow: one state entry broadcast to all lanes per cycle). With fewer lanes than rows the rows
+  are processed in groups of ``lanes``, the scanner walking the mask once per group.
+* ``LstmStep`` (``leanrnn.rtl.step``): that block plus the gate unit and the state registers.
 """
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+import math
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .codes import CODE_BITS, ENCODING, check_mode, pack_word
+from .codes import acc_width as _acc_width
 
-class _AddPE(wiring.Component):
-    """Accumulators that add, subtract or skip a broadcast value; ``banks=2`` keeps two sums (the
-    input-to-hidden and hidden-to-hidden products), chosen per column by ``bank``."""
 
-    code_width = 2
+class _PE(wiring.Component):
+    """``banks`` accumulators; each enabled cycle adds ``code * value`` to the one ``bank`` selects
+    (two banks keep the input-to-hidden and hidden-to-hidden sums apart); ``clr`` zeroes them all."""
+
+    mode = "ternary"
 
     def __init__(self, act_width: int = 12, acc_width: int = 24, banks: int = 1):
         self.banks = banks
-        sig = {"en": In(1), "clr": In(1), "bank": In(1), "code": In(self.code_width),
-               "value": In(signed(act_width)), "acc": Out(signed(acc_width))}
-        if banks == 2:
-            sig["acc1"] = Out(signed(acc_width))
-        super().__init__(sig)
+        super().__init__({"en": In(1), "clr": In(1), "bank": In(range(max(banks, 2))),
+                          "code": In(CODE_BITS[self.mode]), "value": In(signed(act_width)),
+                          "acc": Out(signed(acc_width)).array(banks)})
 
-    def _delta(self):
+    def _update(self, m, acc):
+        """Drive ``acc`` (sync) for an enabled cycle."""
         raise NotImplementedError
 
     def elaborate(self, platform):
         m = Module()
-        accs = [self.acc] + ([self.acc1] if self.banks == 2 else [])
-        add, sub = self._delta()
-        for b, acc in enumerate(accs):
-            hit = self.en & ((self.bank == b) if self.banks == 2 else 1)
+        for b in range(self.banks):
             with m.If(self.clr):
-                m.d.sync += acc.eq(0)
-            with m.Elif(hit & add):
-                m.d.sync += acc.eq(acc + self.value)
-            with m.Elif(hit & sub):
-                m.d.sync += acc.eq(acc - self.value)
+                m.d.sync += self.acc[b].eq(0)
+            with m.Elif(self.en & (self.bank == b)):
+                self._update(m, self.acc[b])
         return m
 
 
-class TernaryPE(_AddPE):
-    code_width = 2
+class TernaryPE(_PE):
+    mode = "ternary"
 
-    def _delta(self):
-        return self.code == 0b01, self.code == 0b10
-
-
-class BinaryPE(_AddPE):
-    code_width = 1
-
-    def _delta(self):
-        return self.code == 1, self.code == 0
+    def _update(self, m, acc):
+        with m.If(self.code == ENCODING["ternary"][1]):
+            m.d.sync += acc.eq(acc + self.value)
+        with m.Elif(self.code == ENCODING["ternary"][-1]):
+            m.d.sync += acc.eq(acc - self.value)
 
 
-class MacPE(wiring.Component):
-    """Full-precision baseline: ``acc += value * weight``."""
+class BinaryPE(_PE):
+    mode = "binary"
 
-    def __init__(self, act_width: int = 12, weight_width: int = 12, acc_width: int = 32):
-        super().__init__({"en": In(1), "clr": In(1), "code": In(signed(weight_width)),
-                          "value": In(signed(act_width)), "acc": Out(signed(acc_width))})
+    def _update(self, m, acc):
+        plus = self.code == ENCODING["binary"][1]
+        m.d.sync += acc.eq(Mux(plus, acc + self.value, acc - self.value))
 
-    def elaborate(self, platform):
-        m = Module()
-        with m.If(self.clr):
-            m.d.sync += self.acc.eq(0)
-        with m.Elif(self.en):
-            m.d.sync += self.acc.eq(self.acc + self.value * self.code)
-        return m
+
+class MacPE(_PE):
+    """``acc += value * weight`` with a signed 8-bit weight (or ``weight_width`` bits)."""
+
+    mode = "int8"
+
+    def __init__(self, act_width: int = 12, weight_width: int = 8, acc_width: int = 32, banks: int = 1):
+        self.banks = banks
+        wiring.Component.__init__(self, {
+            "en": In(1), "clr": In(1), "bank": In(range(max(banks, 2))), "code": In(signed(weight_width)),
+            "value": In(signed(act_width)), "acc": Out(signed(acc_width)).array(banks)})
+
+    def _update(self, m, acc):
+        m.d.sync += acc.eq(acc + self.value * self.code)
+
+
+PE_CLASS = {"ternary": TernaryPE, "binary": BinaryPE, "int8": MacPE}
 
 
 class ZeroSkipScanner(wiring.Component):
     """``load`` takes ``mask_in``; then while ``valid``, ``index`` is the lowest set bit, cleared on
-    ``next``."""
+    ``next``. The lowest bit is ``mask & -mask`` (a carry chain) and its index an OR tree, so the
+    path grows with log2 of the width, not with the width."""
 
     def __init__(self, width: int):
         self.width = width
@@ -96,101 +98,109 @@ class ZeroSkipScanner(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         mask = Signal(self.width)
-        m.d.comb += self.valid.eq(mask != 0)
-        for i in reversed(range(self.width)):  # the last assignment wins: the lowest set bit
-            with m.If(mask[i]):
-                m.d.comb += self.index.eq(i)
+        lowest = Signal(self.width)
+        m.d.comb += [self.valid.eq(mask != 0), lowest.eq(mask & -mask)]
+        for b in range(len(self.index)):
+            bits = [lowest[i] for i in range(self.width) if i >> b & 1]
+            m.d.comb += self.index[b].eq(Cat(*bits).any() if bits else 0)
         with m.If(self.load):
             m.d.sync += mask.eq(self.mask_in)
         with m.Elif(self.next & self.valid):
-            m.d.sync += mask.eq(mask & (mask - 1))
+            m.d.sync += mask.eq(mask & ~lowest)
         return m
 
 
 class SparseMatVec(wiring.Component):
-    """``acc[i] = sum_j C[j, i] * h[j]`` over the non-zero ``h[j]``, one column per cycle.
+    """``acc[bank][i] = sum_j C[j, g * lanes + i] * h[j]`` over the non-zero ``h[j]`` (all ``j``
+    with ``skip=False``), one column per cycle, for each row group ``g``.
 
-    ``codes``: ``(cols, rows)`` nested lists of ints in {-1, 0, 1} (ternary) or {-1, 1} (binary),
-    stored column by column. The state is written through ``h_we/h_addr/h_data``; the block keeps
-    its non-zero mask as it is written; weight columns can be rewritten through ``w_we/w_addr/w_data``
-    (packed like ``leanrnn.export``). Timing: ``cycles(nnz)`` from ``start`` to ``done``: the load, one
-    column issued per cycle, then the last read and accumulate.
+    ``codes``: ``(cols, rows)`` nested lists: ints in {-1, 0, 1} (ternary), {-1, 1} (binary) or
+    [-128, 127] (``int8``, the multiply-accumulate baseline). The weight memory holds one word of
+    ``lanes`` codes per (group, column). The state is written through ``h_we/h_addr/h_data``; the block
+    keeps its non-zero mask as it is written. With ``split=X`` columns below ``X`` (the layer input)
+    go to bank 0 and the rest (the state) to bank 1. ``writable`` adds a port that rewrites weight
+    words (``w_addr = g * cols + j``). After ``start``, ``valid`` marks the cycle in which ``acc`` holds
+    group ``group``'s sums (they are cleared the next cycle unless it was the last group); ``done``
+    comes with the last group's ``valid``, and those sums stay until the next ``start``.
     """
 
-    LATENCY = 2
-
-    @classmethod
-    def cycles(cls, columns: int) -> int:
-        """Cycles from ``start`` to ``done`` for ``columns`` processed columns (an all-zero state
-        finishes in one)."""
-        return columns + cls.LATENCY if columns else 1
-
-    def __init__(self, codes, mode: str = "ternary", act_width: int = 12, acc_width: int = 24, skip: bool = True,
-                 split: int | None = None):
-        self.split = split
-        if mode not in ("ternary", "binary"):
-            raise ValueError(f"mode={mode!r} must be 'ternary' or 'binary'")
+    def __init__(self, codes, mode: str = "ternary", act_width: int = 12, acc_width: int | None = None,
+                 skip: bool = True, split: int | None = None, lanes: int | None = None, writable: bool = True):
+        self.mode = check_mode(mode)
         self.cols, self.rows = len(codes), len(codes[0])
-        self.mode, self.skip, self.act_width = mode, skip, act_width
-        self.cb = 2 if mode == "ternary" else 1
-        enc = {"ternary": {0: 0b00, 1: 0b01, -1: 0b10}, "binary": {1: 1, -1: 0}}[mode]
-        self.init = [sum(enc[int(c)] << (self.cb * i) for i, c in enumerate(col)) for col in codes]
-        sig = {"start": In(1), "done": Out(1), "busy": Out(1),
+        self.lanes = lanes or self.rows
+        self.groups = math.ceil(self.rows / self.lanes)
+        self.banks = 1 if split is None else 2
+        self.split, self.skip, self.act_width = split, skip, act_width
+        wb = CODE_BITS[mode]
+        self.acc_width = acc_width or _acc_width(act_width, wb, self.cols)
+        pad = {"ternary": 0, "binary": 1, "int8": 0}[mode]  # the code of rows past the last one
+        lane_rows = [range(g * self.lanes, (g + 1) * self.lanes) for g in range(self.groups)]
+        self.init = [pack_word([col[r] if r < self.rows else pad for r in rows], mode)
+                     for rows in lane_rows for col in codes]
+        depth = len(self.init)
+        sig = {"start": In(1), "done": Out(1), "busy": Out(1), "valid": Out(1),
+               "group": Out(range(max(self.groups, 2))),
                "h_we": In(1), "h_addr": In(range(max(self.cols, 2))), "h_data": In(signed(act_width)),
-               "w_we": In(1), "w_addr": In(range(max(self.cols, 2))), "w_data": In(self.rows * self.cb)}
-        for i in range(self.rows):
-            sig[f"acc{i}"] = Out(signed(acc_width))
-            if split is not None:
-                sig[f"accb{i}"] = Out(signed(acc_width))
-        self.acc_width = acc_width
+               "acc": Out(signed(self.acc_width)).array(self.banks, self.lanes)}
+        if writable:
+            sig.update({"w_we": In(1), "w_addr": In(range(max(depth, 2))), "w_data": In(self.lanes * wb)})
         super().__init__(sig)
+
+    @staticmethod
+    def cycles(columns: int, groups: int = 1) -> int:
+        """Cycles from ``start`` to ``done`` over ``columns`` processed columns: per group one cycle
+        to load the scanner, one per column, one to drain the last read (an all-zero state: one cycle
+        per group)."""
+        return groups * (columns + 2) if columns else groups
 
     def elaborate(self, platform):
         m = Module()
-        W = Memory(shape=unsigned(self.rows * self.cb), depth=self.cols, init=self.init)
-        S = Memory(shape=signed(self.act_width), depth=self.cols, init=[])
-        m.submodules.wmem, m.submodules.smem = W, S
-        wr = W.read_port()
-        ww = W.write_port()
-        sr = S.read_port()
-        sw = S.write_port()
-        m.d.comb += [ww.addr.eq(self.w_addr), ww.data.eq(self.w_data), ww.en.eq(self.w_we)]
-        m.submodules.scan = scan = ZeroSkipScanner(self.cols)
-        mask = Signal(self.cols)
-        m.d.comb += [sw.addr.eq(self.h_addr), sw.data.eq(self.h_data), sw.en.eq(self.h_we)]
+        wb, cols = CODE_BITS[self.mode], self.cols
+        m.submodules.weights = weights = Memory(shape=unsigned(self.lanes * wb), depth=len(self.init), init=self.init)
+        m.submodules.states = states = Memory(shape=signed(self.act_width), depth=cols, init=[])
+        w_rd, s_rd, s_wr = weights.read_port(), states.read_port(), states.write_port()
+        if "w_we" in self.signature.members:
+            w_wr = weights.write_port()
+            m.d.comb += [w_wr.addr.eq(self.w_addr), w_wr.data.eq(self.w_data), w_wr.en.eq(self.w_we)]
+        m.submodules.scan = scan = ZeroSkipScanner(cols)
+        mask = Signal(cols)  # the non-zero state entries, kept as they are written
+        m.d.comb += [s_wr.addr.eq(self.h_addr), s_wr.data.eq(self.h_data), s_wr.en.eq(self.h_we)]
         with m.If(self.h_we):
-            for j in range(self.cols):
-                with m.If(self.h_addr == j):
-                    m.d.sync += mask[j].eq(self.h_data != 0)
-        pe_cls = TernaryPE if self.mode == "ternary" else BinaryPE
-        pes = []
-        for i in range(self.rows):
-            pe = pe_cls(self.act_width, self.acc_width, banks=1 if self.split is None else 2)
-            m.submodules[f"pe{i}"] = pe
-            pes.append(pe)
-            m.d.comb += getattr(self, f"acc{i}").eq(pe.acc)
-            if self.split is not None:
-                m.d.comb += getattr(self, f"accb{i}").eq(pe.acc1)
+            m.d.sync += mask.bit_select(self.h_addr, 1).eq(self.h_data != 0)
+
+        pes = [PE_CLASS[self.mode](self.act_width, acc_width=self.acc_width, banks=self.banks)
+               for _ in range(self.lanes)]
+        for i, pe in enumerate(pes):
+            m.submodules[f"lane{i}"] = pe
+            m.d.comb += [self.acc[b][i].eq(pe.acc[b]) for b in range(self.banks)]
+        base = Signal(range(max(len(self.init), 2)))  # first weight word of the current group
         issue = Signal()      # a column address goes to the memories this cycle
-        fetched = Signal()    # its column and state value arrive this cycle
-        m.d.comb += [scan.mask_in.eq(mask if self.skip else (1 << self.cols) - 1),
-                     wr.addr.eq(scan.index), sr.addr.eq(scan.index)]
+        fetched = Signal()    # its weight word and state value arrive this cycle
+        reload = Signal()     # the group is finished: restart the scanner, clear the lanes
+        m.d.comb += [scan.mask_in.eq(mask if self.skip else (1 << cols) - 1),
+                     w_rd.addr.eq(base + scan.index), s_rd.addr.eq(scan.index)]
+        m.d.comb += [scan.load.eq(reload)] + [pe.clr.eq(reload) for pe in pes]
         with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.comb += scan.load.eq(1)
-                    m.d.comb += [pe.clr.eq(1) for pe in pes]
-                    m.next = "RUN"
+            with m.State("IDLE"), m.If(self.start):
+                m.d.comb += reload.eq(1)
+                m.d.sync += [base.eq(0), self.group.eq(0)]
+                m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), issue.eq(scan.valid), scan.next.eq(1)]
                 with m.If(~scan.valid & ~fetched):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
+                    m.d.comb += self.valid.eq(1)
+                    with m.If(self.group == self.groups - 1):
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.comb += reload.eq(1)
+                        m.d.sync += [base.eq(base + cols), self.group.eq(self.group + 1)]
         m.d.sync += fetched.eq(issue)
         bank = Signal()
         if self.split is not None:  # the column fetched this cycle was issued last cycle
             m.d.sync += bank.eq(scan.index >= self.split)
         for i, pe in enumerate(pes):
-            m.d.comb += [pe.en.eq(fetched), pe.value.eq(sr.data), pe.bank.eq(bank),
-                         pe.code.eq(wr.data[self.cb * i: self.cb * (i + 1)])]
+            m.d.comb += [pe.en.eq(fetched), pe.value.eq(s_rd.data), pe.bank.eq(bank),
+                         pe.code.eq(w_rd.data[wb * i: wb * (i + 1)])]
         return m

@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..hw.fixed import FixedLayer
 from .blocks import SparseMatVec
+from .codes import CODE_BITS, acc_width
 
 
 def _sat(v, bits):
@@ -29,30 +30,28 @@ class LstmStep(wiring.Component):
     OVERHEAD = 3
 
     def __init__(self, layer: FixedLayer, mode: str = "ternary"):
+        if mode not in ("ternary", "binary"):
+            raise ValueError(f"mode={mode!r}: the LSTM step runs ternary or binary weights")
         self.layer, self.mode = layer, mode
         f = layer.fmt
         self.X, self.H = layer.codes_ih.shape[0], layer.hidden
         self.T = layer.s_ih.shape[0]
-        fan = self.X + self.H
-        self.acc_bits = f.act_bits + fan.bit_length() + 1
+        self.acc_bits = acc_width(f.act_bits, CODE_BITS[mode], self.X + self.H)
         sig = {"start": In(1), "done": Out(1), "x_we": In(1), "x_addr": In(range(max(self.X, 2))),
-               "x_data": In(signed(f.act_bits))}
-        for k in range(self.H):
-            sig[f"h{k}"] = Out(signed(f.act_bits))
-            sig[f"c{k}"] = Out(signed(f.c_bits))
+               "x_data": In(signed(f.act_bits)), "h": Out(signed(f.act_bits)).array(self.H),
+               "c": Out(signed(f.c_bits)).array(self.H)}
         super().__init__(sig)
 
     def elaborate(self, platform):
         import numpy as np
         L, f, X, H = self.layer, self.layer.fmt, self.X, self.H
-        G = 4 * H
         m = Module()
         codes = np.vstack([L.codes_ih, L.codes_hh]).tolist()
-        m.submodules.mv = mv = SparseMatVec(codes, self.mode, f.act_bits, self.acc_bits, skip=True, split=X)
+        m.submodules.mv = mv = SparseMatVec(codes, self.mode, f.act_bits, self.acc_bits, skip=True, split=X,
+                                           writable=False)
         k = Signal(range(max(H, 2)))
         t = Signal(range(max(self.T, 2)))
-        acc_x = Array(getattr(mv, f"acc{r}") for r in range(G))
-        acc_h = Array(getattr(mv, f"accb{r}") for r in range(G))
+        acc_x, acc_h = Array(mv.acc[0]), Array(mv.acc[1])
 
         def rom(values, width):  # a (T, n) table read at [t, index]
             return Array(Array(Const(int(v), signed(width)) for v in row) for row in values)
@@ -69,10 +68,7 @@ class LstmStep(wiring.Component):
             i = Mux(i > n // 2 - 1, n // 2 - 1, Mux(i < -(n // 2), -(n // 2), i))
             return table[(i + n // 2)[: f.lut_bits]]
 
-        cs = Array(Signal(signed(f.c_bits), name=f"c_r{j}") for j in range(H))
-        hs = Array(Signal(signed(f.act_bits), name=f"h_r{j}") for j in range(H))
-        for j in range(H):
-            m.d.comb += [getattr(self, f"h{j}").eq(hs[j]), getattr(self, f"c{j}").eq(cs[j])]
+        cs, hs = Array(self.c), Array(self.h)
         gate = []
         for q in range(4):
             r = q * H + k
@@ -93,10 +89,9 @@ class LstmStep(wiring.Component):
                 with m.If(self.start):
                     m.d.comb += mv.start.eq(1)
                     m.next = "MATVEC"
-            with m.State("MATVEC"):
-                with m.If(mv.done):
-                    m.d.sync += k.eq(0)
-                    m.next = "GATES"
+            with m.State("MATVEC"), m.If(mv.done):
+                m.d.sync += k.eq(0)
+                m.next = "GATES"
             with m.State("GATES"):
                 m.d.sync += [cs[k].eq(c_new), hs[k].eq(h_new), k.eq(k + 1)]
                 m.d.comb += [mv.h_we.eq(1), mv.h_addr.eq(X + k), mv.h_data.eq(h_new)]

@@ -1,0 +1,37 @@
+"""The weight-code encodings and the accumulator width as the RTL uses them (from ``leanrnn.facts``).
+
+The codes are those of the exported ``.lrnn`` file (``leanrnn.export.format.pack_codes``): ternary
+2 bits per weight (``00`` = 0, ``01`` = +1, ``10`` = -1; ``11`` is invalid), binary 1 bit (``1`` =
++1, ``0`` = -1). ``int8`` is the 8-bit two's-complement weight of the multiply-accumulate baseline.
+"""
+from __future__ import annotations
+
+from ..facts import CODE_ENCODING as ENCODING
+from ..facts import acc_width  # noqa: F401  (the RTL's accumulators use the one rule)
+#: bits per weight, per mode
+CODE_BITS = {"ternary": 2, "binary": 1, "int8": 8}
+MODES = tuple(CODE_BITS)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in CODE_BITS:
+        raise ValueError(f"mode={mode!r} must be one of {', '.join(MODES)}")
+    return mode
+
+
+def encode(code: int, mode: str) -> int:
+    """The bit pattern of one weight."""
+    if mode == "int8":
+        if not -128 <= int(code) <= 127:
+            raise ValueError(f"int8 weight {code} out of range")
+        return int(code) & 0xFF
+    try:
+        return ENCODING[mode][int(code)]
+    except KeyError:
+        raise ValueError(f"{mode} weights cannot hold the code {code}") from None
+
+
+def pack_word(codes, mode: str) -> int:
+    """Codes of one memory word, lane 0 in the least significant bits."""
+    cb = CODE_BITS[mode]
+    return sum(encode(c, mode) << (cb * i) for i, c in enumerate(codes))

