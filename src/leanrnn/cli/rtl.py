@@ -1,4 +1,5 @@
-"""``leanrnn rtl generate | fixed | report``: Verilog of the accelerator datapath (Amaranth)."""
+"""``leanrnn rtl generate | fixed | report | fpga``: Verilog of the accelerator datapath (Amaranth),
+its fixed-point accuracy, generic-gate synthesis, and place and route on a Lattice ECP5."""
 from __future__ import annotations
 
 from . import checks
@@ -20,7 +21,30 @@ def add_parsers(sub) -> dict:
     rf.add_argument("--steps", type=positive(int), default=300, help="test tokens compared (default 300)")
     rr = rsub.add_parser("report", help="Yosys synthesis (generic gates): PE variants, dense vs zero-skip")
     rr.add_argument("-o", "--output", default="build/synth", help="work folder (default build/synth)")
+    fp = rsub.add_parser("fpga", help="place and route the datapath on a Lattice ECP5: LUT4/FF/DP16KD/MULT18X18D, "
+                         "Fmax, time per step")
+    fp.add_argument("--input-size", type=positive(int), default=64, help="layer input size (the demo's embedding: 64)")
+    fp.add_argument("--hidden", type=positive(int), default=256, help="hidden size (the demo's: 256)")
+    fp.add_argument("--lanes", type=positive(int), default=64,
+                    help="accumulator lanes; the 4H gate rows run in ceil(4H/lanes) groups")
+    fp.add_argument("--modes", nargs="+", choices=["ternary", "binary", "int8"], default=["ternary", "binary", "int8"],
+                    help="datapaths: ternary/binary zero-skip, int8 = 8-bit multiply-accumulate baseline")
+    fp.add_argument("--part", choices=["LFE5U-25F", "LFE5U-45F", "LFE5U-85F", "LFE5UM-85F"], default="LFE5UM-85F",
+                    help="ECP5 part (CABGA381, speed grade 6)")
+    fp.add_argument("--model", help="a one-layer .lrnn whose zero-state trace times the step (else --state-density)")
+    fp.add_argument("--state-density", type=float, default=0.0837,
+                    help="assumed fraction of non-zero states without --model (default 0.0837)")
+    fp.add_argument("-o", "--output", default="build/fpga", help="work folder; finished runs there are reused")
     return {"rtl": run}
+
+
+def fpga(args) -> None:
+    from ..rtl import run_fpga
+    if not 0.0 < args.state_density <= 1.0:
+        raise checks.CliError(f"--state-density {args.state_density} must be in (0, 1]; it is the fraction of non-zero hidden states")
+    model = checks.model_file(args.model) if args.model else None
+    run_fpga([(m, args.input_size, args.hidden, args.lanes) for m in args.modes], checks.output_dir(args.output, "-o"),
+             args.part, model=model, state_density=args.state_density)
 
 
 def generate(args) -> None:
@@ -50,5 +74,5 @@ def synth_report(args) -> None:
 
 
 def run(args, argv) -> int:
-    {"generate": generate, "fixed": fixed, "report": synth_report}[args.rtl_command](args)
+    {"generate": generate, "fixed": fixed, "report": synth_report, "fpga": fpga}[args.rtl_command](args)
     return 0
