@@ -56,6 +56,9 @@ def add_parsers(sub) -> dict:
     d.add_argument("--hidden", type=positive(int), default=256, help="LSTM units (default 256)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     d.add_argument("--out", default="runs/demo", help="where the two runs are kept (default runs/demo)")
+    d.add_argument("--json", metavar="FILE", help="also write the results as JSON (README's table comes from it)")
+    d.add_argument("--markdown", metavar="FILE", help="print the README table from a JSON written by --json; "
+                   "trains nothing")
     _progress_flag(d)
 
     t = sub.add_parser("train", help="train a model (settings from --recipe, then flags)")
@@ -83,9 +86,18 @@ def add_parsers(sub) -> dict:
 
 
 def demo(args, argv) -> int:
-    from .demo import run
+    from .demo import markdown, run
+    if args.markdown:
+        try:
+            print(markdown(json.loads(checks.text_file(args.markdown, "--markdown", "results/demo.json").read_text())))
+        except (ValueError, KeyError, TypeError):
+            raise checks.CliError(f"--markdown {args.markdown} is not a JSON written by 'leanrnn demo --json'; "
+                                  "run the demo with --json FILE first") from None
+        return 0
     out = checks.output_dir(args.out, "--out")
-    run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=_progress(args), out=out)
+    json_path = checks.output_file(args.json, "--json", "results/demo.json", suffixes=(".json",),
+                                   replace=("file",)) if args.json else None
+    run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=_progress(args), out=out, json_path=json_path)
     return 0
 
 
