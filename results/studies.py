@@ -5,8 +5,8 @@ has finished is skipped, one with a checkpoint is resumed, the rest start; ``--w
 one thread each. Killing this script (or the session) loses at most ``checkpoint_every`` steps per run:
 start it again and it carries on.
 
-    python results/queue.py linux --workers 2          # the rows of STUDIES["linux"]
-    python results/queue.py linux --list               # what is done, running or left
+    python results/studies.py linux --workers 2          # the rows of STUDIES["linux"]
+    python results/studies.py linux --list               # what is done, running or left
 """
 from __future__ import annotations
 
@@ -40,7 +40,20 @@ ROWS_NEW = {
     "ternary-bnsh-sp90-cubic": ["--weights", "ternary", *SHARED, *GRADUAL],
     "ternary-wn-sp90-cubic": ["--weights", "ternary", "--weight-norm", *GRADUAL],
 }
-ROWS_LM = {**ROWS_LM, **ROWS_NEW}
+# Fine-tuning: start from the same seed's trained ternary run (twice the budget in all, stated as such),
+# ramp the zeros over the first half, distil from the same seed's fp run.
+FINETUNE = ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", "--prune-schedule", "cubic",
+            "--prune-start", "0.0", "--prune-end", "0.5", "--init-from", "{study}/ternary-wn-s{seed}"]
+ROWS_FT = {
+    "ternary-wn-sp90-ft": FINETUNE,
+    "ternary-wn-sp90-ft-kd": [*FINETUNE, "--teacher", "{study}/fp-wn-s{seed}"],
+}
+# The frontier: narrower dense models, wider pruned ones (inference cost follows the live states).
+ROWS_WIDTH = {
+    "fp-h64": ["--hidden", "64"],
+    "ternary-wn-sp90-cubic-h256": ["--weights", "ternary", "--weight-norm", *GRADUAL, "--hidden", "256"],
+}
+ROWS_LM = {**ROWS_LM, **ROWS_NEW, **ROWS_FT, **ROWS_WIDTH}
 STUDIES = {
     "linux": ("recipes/fidelity-linux.yaml", ROWS_LM, [0]),
     "digits": ("recipes/fidelity-digits.yaml", ROWS_LM, [0]),
@@ -62,6 +75,7 @@ def finished(d: Path) -> bool:
 def command(recipe: str, flags: list[str], seed: int, d: Path) -> list[str]:
     if (d / "checkpoint.pt").exists():
         return ["train", "--resume", str(d), "--threads", "1", "--no-progress"]
+    flags = [f.format(study=d.parent, seed=seed) for f in flags]
     return ["train", "--recipe", recipe, *flags, "--seed", str(seed), "--threads", "1", "--no-progress",
             "--out", str(d)]
 

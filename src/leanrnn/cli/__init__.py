@@ -13,13 +13,16 @@ Commands (each parsed and run by one module of this package, calling its layer's
 * ``hw``       cycles, energy and memory of a trained model on the accelerator model (``hw``)
 * ``rtl generate | fixed | report``  Verilog of the datapath, fixed-point accuracy, synthesis (``rtl``)
 
-Bad input ends in one line on stderr, ``leanrnn: error: <problem>; <fix>``, and exit status 2.
+Bad input ends in one line on stderr, ``leanrnn: error: <problem>; <fix>``, and exit status 2; so does
+a command whose optional dependencies are not installed (the line names the extra that installs them).
 """
 from __future__ import annotations
 
+import importlib
 import sys
 
 from .. import __version__
+from .._extras import install_hint, missing_extra
 from . import deploy, hw, rtl, train
 from .checks import CliError, Parser
 
@@ -32,19 +35,44 @@ def build_parser() -> tuple[Parser, dict]:
     p.add_argument("--version", action="version", version=f"leanrnn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     table = {}
+    p.unavailable = {}  # group -> the ModuleNotFoundError of a missing extra its flags need
     for group in GROUPS:
-        table.update(group.add_parsers(sub))
+        name = _group(group.__name__)
+        try:
+            table.update(group.add_parsers(sub))
+        except ModuleNotFoundError as e:
+            if install_hint(e, name) is None:
+                raise
+            p.unavailable[name] = e
+    if p.unavailable:
+        p.epilog = "; ".join("the {} commands need {}; install it with: pip install 'leanrnn[{}]'".format(
+            g, *missing_extra(e, g)) for g, e in p.unavailable.items())
     return p, table
 
 
+def _group(module: str) -> str:
+    """``leanrnn.cli.hw`` -> ``hw``: the command group, which is also the extra it prefers."""
+    return module.rpartition(".")[2]
+
+
+#: package -> its error types that mean bad input
+ERRORS = {"data": ("DataError",), "train": ("ConfigError", "TrainingError", "CheckpointError"),
+          "export": ("ModelFormatError",), "hw": ("HardwareConfigError",)}
+
+
 def _errors() -> tuple:
-    """Every error type that means bad input (or missing data), not a bug."""
-    from ..data import DataError
-    from ..export import ModelFormatError
-    from ..hw import HardwareConfigError
-    from ..train import CheckpointError, ConfigError, TrainingError
-    return (CliError, DataError, ConfigError, TrainingError, CheckpointError, ModelFormatError,
-            HardwareConfigError, OSError)
+    """Every error type that means bad input (or missing data), not a bug. A package that cannot be
+    imported here (its extra is not installed) has raised none of them."""
+    types = [CliError, OSError]
+    for package, names in ERRORS.items():
+        try:
+            module = importlib.import_module(f"..{package}", __package__)
+        except ModuleNotFoundError as e:
+            if install_hint(e) is None:
+                raise
+            continue
+        types += [getattr(module, n) for n in names]
+    return tuple(types)
 
 
 def _line(e: BaseException) -> str:
@@ -53,17 +81,33 @@ def _line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+def _fail(line: str) -> int:
+    print(f"leanrnn: error: {line}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None) -> int:
     parser, table = build_parser()
+    if parser.unavailable:
+        words = sys.argv[1:] if argv is None else list(argv)
+        command = next((w for w in words if not w.startswith("-")), None)
+        if command is not None and command not in table:
+            group, error = next(iter(parser.unavailable.items()))
+            return _fail(install_hint(error, group))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    handler = table[args.command]
     try:
-        return table[args.command](args, argv)
+        return handler(args, argv)
+    except ModuleNotFoundError as e:
+        hint = install_hint(e, _group(handler.__module__))
+        if hint is None:
+            raise
+        return _fail(hint)
     except _errors() as e:
-        print(f"leanrnn: error: {_line(e)}", file=sys.stderr)
-        return 2
+        return _fail(_line(e))
 
 
 if __name__ == "__main__":
