@@ -15,8 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
-from ..train import TrainConfig, Trainer, evaluate_split, load_data, load_run
-from ..train.trainer import model_bits
+from ..train import TrainConfig, Trainer, evaluate_split, load_data, load_run, model_bits
+
 
 # name -> (settings, learning rate); each rate is the better of 6e-3 and 1e-2 for that model at 600 steps.
 CONFIGS = {

@@ -184,7 +184,7 @@ def evaluate(args, argv) -> int:
     from ..data import load_for_task
     from ..facts import METRIC
     from ..train import evaluate_split, load_run
-    from ..train.trainer import model_bits
+    from ..train import model_bits
     run = checks.run_dir(args.run, "eval")
     with checks.foreign_checkpoint(run):
         cfg, model, _ = load_run(run, args.checkpoint)

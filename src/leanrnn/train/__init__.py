@@ -1,9 +1,19 @@
-"""Training and evaluation loops, checkpoints, metrics and plots."""
-from .checkpoint import CheckpointError, load_checkpoint, save_atomic
-from .config import ConfigError, TrainConfig, load_recipe
-from .lm import batchify, evaluate_lm
-from .trainer import Trainer, TrainingError, evaluate_split, load_data, load_run
+"""Training and evaluation loops, checkpoints, metrics and plots.
 
-__all__ = ["batchify", "evaluate_lm", "Trainer", "TrainConfig", "TrainingError", "ConfigError",
-           "CheckpointError", "load_recipe", "load_checkpoint", "save_atomic", "load_run", "load_data",
-           "evaluate_split"]
+``TrainConfig`` and ``ConfigError`` (``config``) need no torch, so the command line can build its
+flags from them on an install without the ``[train]`` extra; the rest loads torch on first use.
+"""
+from .config import ConfigError, TrainConfig, load_recipe
+
+_LAZY = {"CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "save_atomic": "checkpoint",
+         "batchify": "lm", "evaluate_lm": "lm", "Trainer": "trainer", "TrainingError": "trainer",
+         "evaluate_split": "trainer", "load_data": "trainer", "load_run": "trainer", "model_bits": "trainer"}
+
+__all__ = ["ConfigError", "TrainConfig", "load_recipe", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
