@@ -79,6 +79,33 @@ def numpy_peer(w: Weights) -> Peer:
     return Peer("numpy fp32 (BLAS)", "fp32", "numpy", run, w.fp32_bytes())
 
 
+def numpy_batched_peer(w: Weights, B: int) -> Peer:
+    """``B`` independent streams in one step: one BLAS sgemm ``[x; h] (B, X+H) @ W (X+H, 4H)``, the
+    gates on ``(B, H)`` arrays, one sgemm for the output layer. ``run(ids)`` takes ``(T, B)`` ids."""
+    X, H = w.X, w.H
+    W = np.ascontiguousarray(np.concatenate([w.W_ih, w.W_hh], 1).T)  # (X+H, 4H)
+    Wo = np.ascontiguousarray(w.W_out.T)
+    scale = np.full(4 * H, 0.5, np.float32)
+    scale[2 * H:3 * H] = 1.0
+    xh, c, z = np.zeros((B, X + H), np.float32), np.zeros((B, H), np.float32), np.empty((B, 4 * H), np.float32)
+    out = [None]
+
+    def run(ids):
+        for t in ids:
+            xh[:, :X] = w.E[t]
+            np.dot(xh, W, out=z)
+            np.add(z, w.b, out=z)
+            np.multiply(z, scale, out=z)
+            np.tanh(z, out=z)
+            i, f, g, o = z[:, :H] * 0.5 + 0.5, z[:, H:2 * H] * 0.5 + 0.5, z[:, 2 * H:3 * H], z[:, 3 * H:] * 0.5 + 0.5
+            c[:] = f * c + i * g
+            h = o * np.tanh(c)
+            xh[:, X:] = h
+            out[0] = h @ Wo + w.b_out
+        return out[0]
+    return Peer(f"numpy fp32 (BLAS), {B} streams", "fp32", "numpy", run, w.fp32_bytes())
+
+
 # -- torch ---------------------------------------------------------------------------------------
 def _torch_runner(emb, core, lin, H: int, cell: bool, ctx=contextlib.nullcontext):
     st = [torch.zeros(1, H), torch.zeros(1, H)] if cell else [torch.zeros(1, 1, H), torch.zeros(1, 1, H)]

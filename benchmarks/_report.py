@@ -45,6 +45,24 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def streams_table(rows: list[dict], md: bool = False) -> str:
+    """Multi-stream rows: median tokens per second [IQR] and the ratio to numpy's batched step."""
+    if md:
+        out = ["| multi-stream implementation | hidden | streams | zeros | tokens/s [IQR] | vs numpy batched |",
+               "|---|---|---|---|---|---|"]
+        for r in rows:
+            z = f"{r['state_zeros']:.1%}" if "state_zeros" in r else "-"
+            out.append(f"| {r['impl']} | {r['hidden']} | {r['streams']} | {z} | {r['tokens_per_s']:,.0f} "
+                       f"[{r['q1']:,.0f}–{r['q3']:,.0f}] | {r['vs_numpy']:.2f}x |")
+        return "\n".join(out)
+    out = [f"\n{'multi-stream implementation':<44}{'hidden':>7}{'zeros':>7}{'tokens/s':>11}{'IQR':>19}{'vs numpy':>10}"]
+    for r in rows:
+        z = f"{r['state_zeros']:.1%}" if "state_zeros" in r else "-"
+        iqr = f"{r['q1']:,.0f}-{r['q3']:,.0f}"
+        out.append(f"{r['impl']:<44}{r['hidden']:>7}{z:>7}{r['tokens_per_s']:>11,.0f}{iqr:>19}{r['vs_numpy']:>9.2f}x")
+    return "\n".join(out)
+
+
 def markdown(res: dict) -> str:
     """Two README tables: every row's median [IQR] per hidden size, then leanrnn's ratios and bounds."""
     rows = res["rows"]
@@ -91,4 +109,6 @@ def markdown(res: dict) -> str:
         lines.append("Read bandwidth (one thread, same run): " + ", ".join(
             f"{k} {x['GBps']:.0f} GB/s ({x['level']})" for k, x in bw.items()) + ".")
     lines += [f"Note: {n}" for n in res.get("notes", [])]
+    if res.get("streams"):
+        lines += ["", streams_table(res["streams"], md=True)]
     return "\n".join(lines)

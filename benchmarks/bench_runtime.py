@@ -25,11 +25,16 @@ of the mean step time, and the interquartile range. Ratios are ``t_reference / t
 fp32, the fastest torch option (``nn.LSTM`` stepped excluded) and the fastest int8 peer, all from
 the same run.
 
+Multi-stream (``--streams B``, at ``--streams-hidden``): ``B`` independent streams advanced together,
+tokens per second: numpy's batched step (one sgemm per step) against leanrnn's ternary 90% model
+(the threshold calibrated at batch 1) stepped with ``(B,)`` token ids, interleaved rounds as above.
+
 Bound: ``bytes read per step / read bandwidth at the working set's footprint``. Bytes per step are
-the weights one step reads (leanrnn: all of ``W_ih``, the ``W_hh`` rows of non-zero states at the
-measured zero fraction, one int8 code per weight as the runtime holds them, fp32 scales and output
-layer; peers: all their weights, int8 where quantized). The working set is every weight a step can
-touch (the whole ``W_hh``, the embedding table); its bandwidth is the fastest read of an array of
+the weights one step reads (leanrnn: one row of its ``(V, 4H)`` float32 input-projection table, the
+``W_hh`` and output-layer rows of non-zero states at the measured zero fraction, one int8 code per
+weight as the runtime holds them, fp32 scales and biases; peers: all their weights, int8 where
+quantized). The working set is every weight a step can touch (the whole ``W_hh``, the input table
+or embedding); its bandwidth is the fastest read of an array of
 that many bytes, summed once after every round (``_membw.py``), and the cache level it fits in
 (sysfs) is shown. It counts memory traffic only, so it is a lower bound on a step's time. A table of
 read bandwidths at 256 KiB ... 1 GiB (beyond this machine's 480 MiB L3: DRAM) is measured before
@@ -71,6 +76,9 @@ def _args(argv):
                     help="steps of the stream the pruning threshold is set on (default: %(default)s)")
     ap.add_argument("--zeros", type=float, default=0.9, help="target zero-state fraction of the pruned rows (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the weights and the token stream (default: %(default)s)")
+    ap.add_argument("--streams", type=int, default=16, help="streams of the multi-stream rows; 0: none (default: %(default)s)")
+    ap.add_argument("--streams-hidden", type=int, nargs="+", default=[1000],
+                    help="hidden sizes of the multi-stream rows (default: %(default)s)")
     ap.add_argument("--json", default=None,
                     help="output JSON (default: benchmarks/bench_runtime.json; with --quick, none unless given)")
     ap.add_argument("--quick", action="store_true", help="smoke check: 3 rounds of 20 steps, hidden 256 only "
@@ -145,12 +153,13 @@ def leanrnn_impl(weights: str, zeros: float, H: int, a, tmp: str, ids) -> dict:
             y, _ = m.step(t, state)
         return y
     X, V, bw = a.input, a.vocab, 4 if weights == "fp" else 1
-    fixed = 4 * H * X * bw + 3 * 4 * H * 4 + 4 * V * (H + 1) + 4 * X
+    fixed = 4 * 4 * H + 3 * 4 * H * 4 + 4 * V  # one table row, scales and bias, output bias
     name = f"leanrnn {'fp32' if weights == 'fp' else weights}, {zeros:.0%} zeros"
-    return {"name": name, "kind": "leanrnn", "framework": "leanrnn", "run": run, "state": state,
-            "threshold": thr, "fixed_bytes": fixed, "row_bytes": 4 * H * bw,
-            "working_set": fixed + 4 * H * H * bw + 4 * V * X, "H": H,
-            "note": f"threshold {thr:.4g}; {'fp32' if bw == 4 else 'int8 codes'} in memory"}
+    return {"name": name, "kind": "leanrnn", "framework": "leanrnn", "run": run, "state": state, "model": m,
+            "threshold": thr, "fixed_bytes": fixed, "row_bytes": 4 * H * bw + 4 * V,
+            "working_set": fixed + 4 * H * H * bw + 4 * V * H + 4 * V * 4 * H, "H": H,
+            "note": f"threshold {thr:.4g}; {'fp32' if bw == 4 else 'int8 codes'} in memory; "
+                    f"(V, 4H) float32 input table"}
 
 
 # -- timing --------------------------------------------------------------------------------------
@@ -221,6 +230,47 @@ def bench_hidden(H: int, a, tmp: str, caches: dict, notes: list) -> list[dict]:
     return rows
 
 
+def bench_streams(H: int, a, tmp: str) -> list[dict]:
+    """Tokens per second of ``a.streams`` streams: numpy's batched step against leanrnn ternary 90%."""
+    import _peers
+    B = a.streams
+    rng = np.random.default_rng(a.seed + 7)
+    n = a.warmup + a.rounds * a.steps
+    ids = rng.integers(0, a.vocab, (n + a.calib_steps + CALIB_BURN, B))
+    peer = _peers.numpy_batched_peer(_peers.Weights(a.vocab, a.input, H, a.seed), B)
+    lean = leanrnn_impl("ternary", a.zeros, H, a, tmp, [int(t) for t in ids[:, 0]])
+    m = lean["model"]
+    state = m.initial_state(B)
+
+    def run(ids_):
+        for t in ids_:
+            m.step(t, state)
+    impls = [{"name": peer.name, "run": peer.run}, {"name": f"leanrnn ternary, {a.zeros:.0%} zeros, {B} streams",
+                                                     "run": run, "threshold": lean["threshold"]}]
+    for im in impls:
+        im["run"](ids[: a.warmup])
+        im["rate"] = []
+    pos = a.warmup
+    for r in range(a.rounds):
+        chunk = ids[pos: pos + a.steps]
+        pos += a.steps
+        for k in range(len(impls)):
+            im = impls[(k + r) % len(impls)]
+            t0 = time.perf_counter()
+            im["run"](chunk)
+            im["rate"].append(a.steps * B / (time.perf_counter() - t0))
+    rows = []
+    for im in impls:
+        v = np.array(im["rate"])
+        rows.append({"hidden": H, "streams": B, "impl": im["name"], "tokens_per_s": float(np.median(v)),
+                     "q1": float(np.percentile(v, 25)), "q3": float(np.percentile(v, 75))})
+    rows[1]["state_zeros"] = float(state.sparsity()[0])
+    rows[1]["threshold"] = lean["threshold"]
+    for r in rows:
+        r["vs_numpy"] = r["tokens_per_s"] / rows[0]["tokens_per_s"]
+    return rows
+
+
 def machine() -> dict:
     import _membw
     cpu = "unknown"
@@ -277,6 +327,11 @@ def main(argv=None) -> dict:
             rows = bench_hidden(H, a, tmp, caches, res["notes"])
             print(_report.table(rows))
             res["rows"] += rows
+        res["streams"] = []
+        for H in a.streams_hidden if a.streams > 0 else []:
+            res["streams"] += bench_streams(H, a, tmp)
+        if res["streams"]:
+            print(_report.streams_table(res["streams"]))
     for s in sizes:  # again after the rounds: the faster of the two
         k = f"{s >> 10} KiB"
         res["read_bandwidth_GBps"][k]["GBps"] = max(res["read_bandwidth_GBps"][k]["GBps"], _membw.read_bandwidth(s) / 1e9)

@@ -2,7 +2,8 @@
 
 Torch-free (numpy + safetensors) so that ``leanrnn.runtime`` can read it on a device with no torch.
 
-Layout, version 1. Every weight matrix is stored transposed, ``(in_features, 4H)``, so the weights
+Layout, version 2 (version 1 files, without the optional parts below, still read). Every weight
+matrix is stored transposed, ``(in_features, 4H)``, so the weights
 that multiply one input or state entry (a *column* of ``W``) are contiguous and a zero state entry
 skips one contiguous run. Codes are packed along the ``4H`` axis:
 
@@ -14,8 +15,16 @@ Batch norm is folded exactly into per-gate scales and shifts for each stored tim
 (steps past the last reuse it): ``z_t = S_ih[t] * (C_ih . x) + S_hh[t] * (C_hh . h) + B[t]`` and
 ``c_hat = S_c[t] * c + B_c[t]``, where ``C`` are the codes and ``S`` carries the weight scale ``a``.
 
+With one row of normalization statistics for all steps (``bn_stats="shared"``, weight
+normalization, or none) every table has one row: per-gate vectors, nothing per step. A per-row
+weight scale (weight normalization) is folded into ``S`` like the scalar one. Optional compact
+storage: the per-gate tables in float16, and the embedding and output layer as int8 with one
+float32 scale per row (``embed.scale``, ``out.scale``): ``W[r] = scale[r] * q[r]``.
+
 The header holds the format version, task, vocabulary, every layer's shapes and modes, the pruning
-thresholds, and a SHA-256 over the header (without the checksum) and every tensor's bytes.
+thresholds, optionally the input preprocessing of a classifier (``preprocess``: ``x = raw[order] *
+scale``, with ``raw_max`` the largest raw value), and a SHA-256 over the header (without the
+checksum) and every tensor's bytes.
 
 Reading trusts nothing in the file (``read_lrnn``): the header text is bounded in size and nesting
 *before* it is parsed (so no parser recursion can overflow), parsed without ``NaN``/``Infinity`` or
@@ -38,9 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT, VERSION = "leanrnn", 1
-BITS = {"fp": 32, "binary": 1, "ternary": 2}
-TASKS = ("char-lm", "word-lm", "classify")
+from ..facts import TASKS
+from ..facts import WEIGHT_BITS as BITS
+
+FORMAT, VERSION = "leanrnn", 2
+OLDEST_VERSION = 1           # version 1: the same layout without the optional parts
 MAX_HEADER_CHARS = 1 << 25   # a 1 M-word vocabulary fits with room to spare
 MAX_DEPTH = 16               # the exporter writes 4 levels (header -> config -> dict -> list)
 MAX_SIZE = 1 << 20           # features, hidden units, vocabulary entries, outputs
@@ -239,9 +250,9 @@ def read_lrnn(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
             if header.get("format") != FORMAT:
                 raise ModelFormatError(f"{path} is not a leanrnn model (its format field is not {FORMAT!r}); {FIX}")
             v = header.get("version")
-            if type(v) is not int or v != VERSION:
-                raise ModelFormatError(f"{path} has format version {v!r}; this leanrnn reads version "
-                                       f"{VERSION}: export the model again with this version")
+            if type(v) is not int or not OLDEST_VERSION <= v <= VERSION:
+                raise ModelFormatError(f"{path} has format version {v!r}; this leanrnn reads versions "
+                                       f"{OLDEST_VERSION} to {VERSION}: export the model again with this version")
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except ModelFormatError as e:
         raise ModelFormatError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
@@ -305,11 +316,11 @@ def _walk_finite(v, where: str, depth: int = 0) -> None:
 def check_header(header) -> None:
     """The header's schema: exact types, finite bounded values, consistent task/input/vocabulary."""
     _keys(header, "(top level)", {"format", "version", "checksum", "task", "vocab", "input", "num_outputs",
-                                  "layers", "config"})
+                                  "layers", "config"}, {"preprocess"})
     _walk_finite(header, "header")
     if header["format"] != FORMAT:
         raise _bad("format", repr(FORMAT), header["format"])
-    _int(header["version"], "version", VERSION, VERSION)
+    _int(header["version"], "version", OLDEST_VERSION, VERSION)
     if type(header["checksum"]) is not str:
         raise _bad("checksum", "a hex string", header["checksum"])
     task = header["task"]
@@ -333,6 +344,8 @@ def check_header(header) -> None:
             raise _bad("input.size", f"input.vocab ({inp['vocab']}) for one-hot input", size)
     elif inp.get("vocab") is not None:
         raise _bad("input.vocab", "absent for dense input", inp["vocab"])
+    if header.get("preprocess") is not None:
+        _check_preprocess(header["preprocess"], lm)
     vocab = header["vocab"]
     if vocab is not None or lm:
         if type(vocab) is not list or len(vocab) != n_out:
@@ -364,15 +377,44 @@ def check_header(header) -> None:
             raise _bad(f"{w}.threshold", "a finite number >= 0", thr)
 
 
+def _check_preprocess(p, lm: bool) -> None:
+    _keys(p, "preprocess", {"scale", "raw_max", "order", "source"})
+    if lm:
+        raise _bad("preprocess", "absent for a language model (token ids need none)", p)
+    for name in ("scale", "raw_max"):
+        v = p[name]
+        if type(v) not in (int, float) or not 0 < v <= FLOAT32_MAX:
+            raise _bad(f"preprocess.{name}", "a finite number > 0", v)
+    if type(p["source"]) is not str:
+        raise _bad("preprocess.source", "a string", p["source"])
+    order = p["order"]
+    if order is not None and (type(order) is not list or not 1 <= len(order) <= MAX_SIZE
+                              or any(type(i) is not int for i in order) or sorted(order) != list(range(len(order)))):
+        raise _bad("preprocess.order", "null or a permutation of 0 .. n-1", order)
+
+
 def _expect(tensors, name, shape, dtype):
+    """``dtype`` is one dtype or a tuple of the dtypes allowed."""
     if name not in tensors:
         raise ModelFormatError(f"tensor {name!r} is missing; {FIX}")
     a = tensors[name]
-    if not isinstance(a, np.ndarray) or tuple(a.shape) != tuple(shape) or a.dtype != np.dtype(dtype):
+    allowed = tuple(np.dtype(d) for d in (dtype if isinstance(dtype, tuple) else (dtype,)))
+    if not isinstance(a, np.ndarray) or tuple(a.shape) != tuple(shape) or a.dtype not in allowed:
+        want = " or ".join(f"{d}{tuple(shape)}" for d in allowed)
         raise ModelFormatError(f"tensor {name!r} is {getattr(a, 'dtype', type(a).__name__)}"
-                               f"{tuple(getattr(a, 'shape', ()))}, expected {np.dtype(dtype)}{tuple(shape)}; {FIX}")
+                               f"{tuple(getattr(a, 'shape', ()))}, expected {want}; {FIX}")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise ModelFormatError(f"tensor {name!r} holds non-finite values; {FIX}")
+
+
+def _expect_matrix(tensors, name: str, shape, expected: set) -> None:
+    """A float32 matrix, or int8 with a finite float32 scale per row (``<part>.scale``)."""
+    _expect(tensors, name, shape, (np.float32, np.int8))
+    expected.add(name)
+    if tensors[name].dtype == np.int8:
+        sname = name.rsplit(".", 1)[0] + ".scale"
+        _expect(tensors, sname, shape[:1], np.float32)
+        expected.add(sname)
 
 
 def validate(header: dict, tensors: dict[str, np.ndarray]) -> None:
@@ -381,8 +423,7 @@ def validate(header: dict, tensors: dict[str, np.ndarray]) -> None:
     inp = header["input"]
     expected = {"out.weight", "out.bias"}
     if inp["kind"] == "embedding":
-        _expect(tensors, "embed.weight", (inp["vocab"], inp["size"]), np.float32)
-        expected.add("embed.weight")
+        _expect_matrix(tensors, "embed.weight", (inp["vocab"], inp["size"]), expected)
     for k, L in enumerate(header["layers"]):
         H, mode, n_in = L["hidden_size"], L["weights"], L["input_size"]
         T = L["bn_steps"]
@@ -399,9 +440,9 @@ def validate(header: dict, tensors: dict[str, np.ndarray]) -> None:
             expected.add(name)
         names = [("s_ih", 4 * H), ("s_hh", 4 * H), ("b", 4 * H)] + ([("s_c", H), ("b_c", H)] if L["batch_norm"] else [])
         for name, width in names:
-            _expect(tensors, f"l{k}.{name}", (T, width), np.float32)
+            _expect(tensors, f"l{k}.{name}", (T, width), (np.float32, np.float16))
             expected.add(f"l{k}.{name}")
-    _expect(tensors, "out.weight", (header["num_outputs"], header["layers"][-1]["hidden_size"]), np.float32)
+    _expect_matrix(tensors, "out.weight", (header["num_outputs"], header["layers"][-1]["hidden_size"]), expected)
     _expect(tensors, "out.bias", (header["num_outputs"],), np.float32)
     extra = set(tensors) - expected
     if extra:

@@ -21,18 +21,9 @@ def model_workload(header: dict, steps: int) -> Workload:
 
 def record_masks(model, inputs) -> tuple[list[np.ndarray], np.ndarray]:
     """Run the runtime over ``inputs`` (one sequence) and return the per-layer ``(T, H)`` masks of the
-    state fed into each step (row 0: the zero initial state) and the ``(T, X)`` input mask."""
-    state = model.initial_state(1, record=True)
-    xs = []
-    for x in inputs:
-        v = model._inputs(x)
-        xs.append(v[0] != 0)
-        model._advance(v, state)
-    fed = []
-    for k, L in enumerate(model.layers):
-        new = np.stack([m[0] for m in state.masks[k]])
-        fed.append(np.vstack([np.zeros((1, L.H), bool), new[:-1]]))
-    return fed, np.stack(xs)
+    state fed into each step (row 0: the zero initial state) and the ``(T, X)`` input mask
+    (``Model.trace_zero_masks``)."""
+    return model.trace_zero_masks(np.asarray(inputs))
 
 
 def default_accel(header: dict) -> Accel:

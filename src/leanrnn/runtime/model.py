@@ -1,47 +1,91 @@
 """``Model``: load a ``.lrnn`` file and run it step by step, over sequences, or as a generator.
 
+One compiled call (``kernels.step``) advances every stream of a state through all layers, the
+pruning and the output layer; the state owns every buffer a step touches, so a step allocates
+only the logits it returns. ``Model.step`` on a token id (an ``int``) with a state of batch 1 from
+this model checks the id's range and the state's identity and calls the kernel; everything else
+goes through the full checks.
+
 Time index of batch norm: the folded per-step scales are indexed by ``State.t``, the number of steps
 since the state was created (clamped to the last stored step). ``LeanLSTM`` counts steps from the
 start of each forward call, so ``evaluate_lm`` starts every segment at ``t = 0`` exactly as
-``leanrnn eval`` does.
+``leanrnn eval`` does. Models with one row of statistics (``bn_stats="shared"``, weight
+normalization, none) do not depend on ``t``.
 
 The compiled kernels do no bounds checks, so every public method checks what it is given before any
 kernel runs: shapes against the model (``(B,)`` token ids in ``[0, vocab)``, ``(B, n)`` finite
-feature vectors, a state made for this model and batch), dtypes (integer ids, real features) and
-argument ranges. A wrong type is a ``TypeError``, a wrong shape or value a ``ValueError``; each
-message is one line that names the expected shape. ``_inputs`` and ``_advance`` are the checked
-and unchecked internals that ``leanrnn.hw`` and the benchmarks drive directly.
+feature vectors, a state made for a model of this shape and batch), dtypes (integer ids, real
+features) and argument ranges. A wrong type is a ``TypeError``, a wrong shape or value a
+``ValueError``; each message is one line that names the expected shape.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..export.format import FORMAT, VERSION, read_lrnn, unpack_codes, validate
+from ..export.format import FORMAT, VERSION, read_lrnn, validate
+from ..export.spec import model_spec
 from . import kernels
+from .layout import pack, state_arrays
 
-_KIND = {"fp": kernels.FP, "binary": kernels.BINARY, "ternary": kernels.TERNARY}
+_NO_X = np.zeros((1, 0), np.float32)
+_NO_SEQ_X = np.zeros((1, 1, 0), np.float32)
+_NO_TOKS = np.zeros((0, 1), np.int64)
 
 
-@dataclass
 class State:
-    h: list            # per layer, (B, H) float32
-    c: list
-    t: int = 0
-    zeros: np.ndarray = field(default=None)   # per layer: zero states fed back so far
-    total: np.ndarray = field(default=None)   # per layer: states fed back so far
-    masks: list | None = None                 # per layer, a list of (B, H) non-zero masks, if recording
+    """The recurrent state of ``batch`` streams: per layer ``h`` and ``c`` ``(B, H)`` float32 (views
+    of buffers the kernels write in place), the step count ``t``, and zero-state counters."""
+
+    def __init__(self, sig, S, N, views, record: bool):
+        self._sig, self._S, self._N = sig, S, N
+        self._h, self._c = views["h"], views["c"]
+        self._logits, self._tokens = views["logits"], views["tokens"]
+        self._y0 = self._logits[0]
+        self._B = self._logits.shape[0]
+        L = len(self._h)
+        n = kernels.N_HEAD
+        self._zeros = N[n + kernels.S_ZEROS: n + kernels.N_LAYER * L: kernels.N_LAYER]
+        self._total = N[n + kernels.S_TOTAL: n + kernels.N_LAYER * L: kernels.N_LAYER]
+        self.masks = [[] for _ in range(L)] if record else None  # per layer, (B, H) non-zero masks
+
+    @property
+    def h(self) -> tuple:
+        return self._h
+
+    @property
+    def c(self) -> tuple:
+        return self._c
 
     @property
     def batch(self) -> int:
-        return self.h[0].shape[0]
+        return self._B
+
+    @property
+    def zeros(self) -> np.ndarray:
+        """Per layer, zero states produced so far (a read-only copy)."""
+        return self._zeros.copy()
+
+    @property
+    def total(self) -> np.ndarray:
+        """Per layer, states produced so far (a read-only copy)."""
+        return self._total.copy()
+
+    @property
+    def t(self) -> int:
+        return int(self._N[kernels.N_T])
+
+    @t.setter
+    def t(self, value) -> None:
+        if not _is_int(value) or value < 0:
+            raise ValueError(f"state.t must be an integer >= 0, got {value!r}")
+        self._N[kernels.N_T] = value
 
     def sparsity(self) -> list[float]:
         """Per layer, the fraction of zero states produced so far, as plain floats (nan before any step)."""
-        return [float(z) / float(n) if n else float("nan") for z, n in zip(self.zeros, self.total)]
+        return [float(z) / float(n) if n else float("nan") for z, n in zip(self._zeros, self._total)]
 
 
 def _is_int(v) -> bool:
@@ -56,35 +100,11 @@ def _count(v, name: str, lo: int) -> int:
     return int(v)
 
 
-def _fix(batch: int) -> str:
-    return f"start from model.initial_state({batch})"
-
-
 def _array(x, what: str, expect: str) -> np.ndarray:
     try:
         return np.asarray(x)
     except (ValueError, TypeError):  # ragged nested lists and the like
         raise ValueError(f"{what} must be {expect}; got a ragged or non-numeric {type(x).__name__}") from None
-
-
-class _Layer:
-    def __init__(self, k: int, spec: dict, t: dict):
-        self.H = int(spec["hidden_size"])
-        self.mode = spec["weights"]
-        self.kind = _KIND[self.mode]
-        G = 4 * self.H
-        if self.mode == "fp":
-            self.w_ih, self.w_hh = t[f"l{k}.w_ih"], t[f"l{k}.w_hh"]
-        else:
-            self.w_ih = unpack_codes(t[f"l{k}.w_ih"], G, self.mode)
-            self.w_hh = unpack_codes(t[f"l{k}.w_hh"], G, self.mode)
-        self.s_ih, self.s_hh, self.b = t[f"l{k}.s_ih"], t[f"l{k}.s_hh"], t[f"l{k}.b"]
-        self.bn = bool(spec["batch_norm"])
-        one = np.zeros((1, self.H), np.float32)
-        self.s_c = t[f"l{k}.s_c"] if self.bn else one
-        self.b_c = t[f"l{k}.b_c"] if self.bn else one
-        self.thr = np.float32(spec["threshold"])
-        self.steps = self.s_ih.shape[0]
 
 
 class Model:
@@ -97,13 +117,17 @@ class Model:
             validate(header, tensors)
         self.header = header
         self._tensors = tensors
+        self.spec = model_spec(header, tensors)
         self.task = header["task"]
         self.vocab = header.get("vocab")
         self.input = header["input"]
-        self.layers = [_Layer(k, spec, tensors) for k, spec in enumerate(header["layers"])]
-        self.embed = tensors.get("embed.weight")
-        self.out_w = tensors["out.weight"]
-        self.out_b = tensors["out.bias"]
+        self.layers = self.spec.layers
+        self.embed = self.spec.input.embed
+        self.out_w, self.out_b = self.spec.output.weight, self.spec.output.bias
+        self.preprocessing = self.spec.input.preprocess
+        self._F, self._Q, self._M = pack(self.spec)
+        self._sig = (tuple(L.hidden_size for L in self.layers), self.spec.num_outputs, self.input["size"])
+        self._V = self.input.get("vocab") or 0
         self._index = None if self.vocab is None else {s: i for i, s in enumerate(self.vocab)}
 
     @classmethod
@@ -121,14 +145,14 @@ class Model:
         if a.dtype.kind not in "iu":
             raise TypeError(f"{what}: token ids must be integers, got dtype {a.dtype}; "
                             "convert with np.asarray(ids, dtype=np.int64)")
-        V = self.input["vocab"]
+        V = self._V
         if a.size and (a.min() < 0 or a.max() >= V):
             bad = a[(a < 0) | (a >= V)].flat[0]
             raise ValueError(f"{what}: token ids must be in [0, {V}), got {bad}")
         return a.astype(np.int64, copy=False)
 
     def _features(self, a: np.ndarray, what: str) -> np.ndarray:
-        """Real dtype, finite, as C-contiguous float32."""
+        """Real dtype, finite, as C-contiguous float32, within the trained range when it is known."""
         if a.dtype.kind not in "biuf":
             raise TypeError(f"{what}: features must be real numbers, got dtype {a.dtype}")
         with np.errstate(over="ignore"):
@@ -136,31 +160,41 @@ class Model:
         if not np.isfinite(v).all():
             raise ValueError(f"{what}: features must be finite (float32), got NaN, infinity or a value "
                              "beyond float32's range")
+        p = self.preprocessing
+        if p is not None and v.size and v.max() > p.scale * p.raw_max * 1.001:
+            raise ValueError(f"{what}: features reach {v.max():g}, but this model was trained on {p.source} "
+                             f"pixels scaled to [0, {p.scale * p.raw_max:g}] (raw 0..{p.raw_max:g} times "
+                             f"{p.scale:g}{', in a permuted order' if p.order is not None else ''}); "
+                             "pass model.preprocess(raw) instead")
         return v
 
-    def _vectors(self, ids: np.ndarray) -> np.ndarray:
-        """Checked ``(B,)`` ids → ``(B, n_in)`` float32 input vectors."""
-        if self.input["kind"] == "embedding":
-            return np.ascontiguousarray(self.embed[ids])
-        v = np.zeros((len(ids), self.input["size"]), np.float32)
-        v[np.arange(len(ids)), ids] = 1.0
-        return v
-
-    def _inputs(self, x) -> np.ndarray:
-        """One step's input as a checked ``(B, n_in)`` float32 array."""
-        return self._step_input(x, "step()")[0]
+    def preprocess(self, raw) -> np.ndarray:
+        """Raw inputs ``(N, T, n)`` or ``(T, n)`` (e.g. pixels 0..16 of the 8x8 digits, in reading
+        order) → what the model was trained on: ``raw[..., order, :] * scale`` (float32)."""
+        p = self.preprocessing
+        if p is None:
+            raise ValueError("this model's file names no input preprocessing (it was not trained on a known "
+                             "image source): feed it features as it was trained on them")
+        a = _array(raw, "preprocess()", "raw inputs (N, T, n) or (T, n)")
+        if a.ndim not in (2, 3) or a.dtype.kind not in "biuf":
+            raise ValueError(f"preprocess() expects real raw inputs of shape (N, T, n) or (T, n), got "
+                             f"{a.dtype}{a.shape}")
+        if p.order is not None:
+            if a.shape[-2] != len(p.order):
+                raise ValueError(f"preprocess() expects {len(p.order)} steps (pixels) per sequence, got "
+                                 f"{a.shape[-2]}")
+            a = a[..., p.order, :]
+        return (a.astype(np.float64) * p.scale).astype(np.float32)
 
     def _step_input(self, x, what: str) -> tuple[np.ndarray, bool]:
-        """``(vectors (B, n_in), unbatched)`` for one step's ``x``, or a clear error."""
+        """``(ids (B,) or features (B, n), unbatched)`` for one step's ``x``, or a clear error."""
         if self.is_lm:
-            if type(x) is int and 0 <= x < self.input["vocab"]:  # the common case, checked cheaply
-                return self._vectors(np.array([x])), True
-            expect = f"a token id (int) or a (B,) integer array of ids in [0, {self.input['vocab']})"
+            expect = f"a token id (int) or a (B,) integer array of ids in [0, {self._V})"
             a = _array(x, what, expect)
             if a.ndim > 1 or a.size == 0:
                 raise ValueError(f"{what} expects {expect}, got shape {a.shape}")
             ids = self._ids(a, what)
-            return self._vectors(ids.reshape(-1)), a.ndim == 0
+            return ids.reshape(-1), a.ndim == 0
         n = self.input["size"]
         expect = f"features of shape ({n},) or (B, {n}) with B >= 1"
         a = _array(x, what, expect)
@@ -169,15 +203,27 @@ class Model:
         v = self._features(a, what)
         return v.reshape(-1, n), a.ndim == 1
 
+    def _inputs(self, x) -> np.ndarray:
+        """One step's input vectors ``(B, n_in)`` float32 as layer 0 sees them (embedding rows,
+        one-hot rows or features): for the fixed-point reference."""
+        v, _ = self._step_input(x, "step()")
+        if not self.is_lm:
+            return v
+        if self.input["kind"] == "embedding":
+            return np.ascontiguousarray(self.embed[v])
+        out = np.zeros((len(v), self.input["size"]), np.float32)
+        out[np.arange(len(v)), v] = 1.0
+        return out
+
     def _sequence(self, seq, what: str) -> tuple[np.ndarray, bool]:
         """A whole sequence: ``(T, B)`` ids or ``(T, B, n)`` float32 features, and whether unbatched."""
         if self.is_lm:
-            expect = f"token ids of shape (T,) or (T, B) with T, B >= 1, in [0, {self.input['vocab']})"
+            expect = f"token ids of shape (T,) or (T, B) with T, B >= 1, in [0, {self._V})"
             a = _array(seq, what, expect)
             if a.ndim not in (1, 2) or a.size == 0:
                 raise ValueError(f"{what} expects {expect}, got shape {a.shape}")
             ids = self._ids(a, what)
-            return ids.reshape(a.shape[0], -1), a.ndim == 1
+            return np.ascontiguousarray(ids.reshape(a.shape[0], -1)), a.ndim == 1
         n = self.input["size"]
         expect = f"features of shape (T, {n}) or (T, B, {n}) with T, B >= 1"
         a = _array(seq, what, expect)
@@ -190,25 +236,12 @@ class Model:
         """Raise unless ``state`` was made by ``initial_state(batch)`` of a model shaped like this one."""
         if not isinstance(state, State):
             raise TypeError(f"state must be a State from model.initial_state(), got {type(state).__name__}")
-        L = len(self.layers)
-        for name in ("h", "c"):
-            arrs = getattr(state, name)
-            if not isinstance(arrs, list) or len(arrs) != L:
-                raise ValueError(f"state.{name} must list {L} layer arrays; {_fix(batch)}")
-            for k, (a, layer) in enumerate(zip(arrs, self.layers)):
-                if not (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.shape == (batch, layer.H)
-                        and a.flags.c_contiguous and a.flags.writeable):
-                    got = f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
-                    raise ValueError(f"state.{name}[{k}] must be a writable C-contiguous float32 ({batch}, "
-                                     f"{layer.H}) array for batch {batch}, got {got}; {_fix(batch)}")
-        for name in ("zeros", "total"):
-            a = getattr(state, name)
-            if not (isinstance(a, np.ndarray) and a.dtype == np.int64 and a.shape == (L,)):
-                raise ValueError(f"state.{name} must be an int64 ({L},) array; {_fix(batch)}")
-        if not _is_int(state.t) or state.t < 0:
-            raise ValueError(f"state.t must be an integer >= 0, got {state.t!r}; {_fix(batch)}")
-        if state.masks is not None and (not isinstance(state.masks, list) or len(state.masks) != L):
-            raise ValueError(f"state.masks must be None or a list of {L} lists; {_fix(batch)}")
+        if state._sig != self._sig:
+            raise ValueError(f"this state belongs to a model of another shape; start from "
+                             f"model.initial_state({batch})")
+        if state.batch != batch:
+            raise ValueError(f"the state holds {state.batch} streams, the input {batch}; start from "
+                             f"model.initial_state({batch})")
 
     def _state(self, state, batch: int) -> State:
         if state is None:
@@ -218,53 +251,79 @@ class Model:
 
     # -- state --------------------------------------------------------------------------------------
     def initial_state(self, batch: int = 1, record: bool = False) -> State:
-        """A zero state; ``record=True`` keeps each step's non-zero state masks (for ``leanrnn.hw``)."""
+        """A zero state for ``batch`` independent streams; ``record=True`` keeps each step's
+        non-zero state masks (``trace_zero_masks`` uses it)."""
         batch = _count(batch, "batch", 1)
         if not isinstance(record, (bool, np.bool_)):
             raise TypeError(f"record must be True or False, got {record!r}")
-        z = [np.zeros((batch, L.H), np.float32) for L in self.layers]
-        return State(z, [a.copy() for a in z], 0, np.zeros(len(self.layers), np.int64),
-                     np.zeros(len(self.layers), np.int64), [[] for _ in self.layers] if record else None)
+        return State(self._sig, *state_arrays(self.spec, batch), bool(record))
 
     # -- running ------------------------------------------------------------------------------------
     def step(self, x, state: State | None = None):
         """One time step: ``x`` is a token id (or ``(B,)`` ids) for LMs, a feature vector (or
         ``(B, n)``) for classifiers. Returns ``(logits, state)``; ``state`` is updated in place."""
+        if type(x) is int and type(state) is State and state._sig is self._sig and state._B == 1 \
+                and state.masks is None and 0 <= x < self._V:
+            state._tokens[0] = x
+            kernels.step(self._F, self._Q, self._M, state._S, state._N, _NO_X)
+            return state._y0.copy(), state
         v, single = self._step_input(x, "step()")
         state = self._state(state, v.shape[0])
-        y = self._logits(self._advance(v, state))
+        self._advance(v, state)
+        y = state._logits.copy()
         return (y[0] if single else y), state
 
-    def _logits(self, h_top: np.ndarray) -> np.ndarray:
-        return h_top @ self.out_w.T + self.out_b
-
     def _advance(self, v: np.ndarray, state: State) -> np.ndarray:
-        """Unchecked: ``v`` is C-contiguous float32 ``(B, n_in)`` and ``state`` fits batch ``B``."""
-        for k, L in enumerate(self.layers):
-            ts = min(state.t, L.steps - 1)
-            B = v.shape[0]
-            h_new = np.empty((B, L.H), np.float32)
-            state.zeros[k] += kernels.layer_step(L.kind, L.w_ih, L.w_hh, v, state.h[k], state.c[k], L.s_ih[ts],
-                                                 L.s_hh[ts], L.b[ts], L.bn, L.s_c[ts], L.b_c[ts], L.thr, h_new)
-            state.total[k] += B * L.H
-            if state.masks is not None:
-                state.masks[k].append(h_new != 0)
-            state.h[k] = h_new
-            v = h_new
-        state.t += 1
-        return v
+        """Unchecked: ``v`` is ``(B,)`` int64 ids or C-contiguous float32 ``(B, n_in)`` features that
+        fit ``state``. Returns the top layer's new ``h (B, H)`` (a view into the state)."""
+        if self.is_lm:
+            state._tokens[:] = v
+            kernels.step(self._F, self._Q, self._M, state._S, state._N, _NO_X)
+        else:
+            kernels.step(self._F, self._Q, self._M, state._S, state._N, v)
+        if state.masks is not None:
+            for k, h in enumerate(state.h):
+                state.masks[k].append(h != 0)
+        return state.h[-1]
+
+    def _run(self, seq: np.ndarray, state: State) -> np.ndarray:
+        """Unchecked: logits ``(T, B, V)`` of a checked ``(T, B)`` id or ``(T, B, n)`` feature sequence."""
+        out = np.empty((seq.shape[0], state.batch, self.spec.num_outputs), np.float32)
+        if state.masks is not None:
+            for t in range(seq.shape[0]):
+                self._advance(seq[t], state)
+                out[t] = state._logits
+        elif self.is_lm:
+            kernels.steps(self._F, self._Q, self._M, state._S, state._N, seq, _NO_SEQ_X, out)
+        else:
+            kernels.steps(self._F, self._Q, self._M, state._S, state._N, _NO_TOKS, seq, out)
+        return out
 
     def run(self, sequence, state: State | None = None):
         """Run a whole sequence (``(T,)`` ids, ``(T, B)`` ids, or ``(T, [B,] n)`` vectors):
         ``(outputs (T, [B,] num_outputs), state)``."""
         seq, single = self._sequence(sequence, "run()")
         state = self._state(state, seq.shape[1])
-        outs = []
-        for x in seq:
-            v = self._vectors(x) if self.is_lm else x
-            outs.append(self._logits(self._advance(v, state)))
-        out = np.stack(outs)
+        out = self._run(seq, state)
         return (out[:, 0] if single else out), state
+
+    def trace_zero_masks(self, sequence) -> tuple[list[np.ndarray], np.ndarray]:
+        """Run one sequence from the zero state (``(T,)`` ids or ``(T, n)`` features) and return, per
+        layer, the ``(T, H)`` non-zero masks of the state *fed into* each step (row 0: the zero
+        initial state) and the ``(T, n_in)`` non-zero mask of layer 0's input: what an accelerator
+        that skips zeros reads."""
+        seq, single = self._sequence(sequence, "trace_zero_masks()")
+        if not single:
+            raise ValueError(f"trace_zero_masks() traces one sequence: (T,) ids or (T, {self.input['size']}) "
+                             f"features, got shape {np.shape(sequence)}")
+        state = self.initial_state(1, record=True)
+        self._run(seq, state)
+        fed = []
+        for k, L in enumerate(self.layers):
+            new = np.stack([m[0] for m in state.masks[k]])
+            fed.append(np.vstack([np.zeros((1, L.hidden_size), bool), new[:-1]]))
+        xs = np.concatenate([self._inputs(x[0]) if not self.is_lm else self._inputs(int(x[0])) for x in seq]) != 0
+        return fed, xs
 
     def classify(self, x) -> np.ndarray:
         """Logits ``(N, num_outputs)`` for a batch of sequences ``(N, T, n)`` (read from the last step)."""
@@ -278,74 +337,96 @@ class Model:
             hint = "; add the batch axis with x[None]" if a.ndim == 2 and a.shape[-1] == n and a.size else ""
             raise ValueError(f"classify() expects {expect}, got shape {a.shape}{hint}")
         x = self._features(a, "classify()")
-        state = self.initial_state(x.shape[0])
-        for t in range(x.shape[1]):
-            h = self._advance(np.ascontiguousarray(x[:, t]), state)
-        return self._logits(h)
+        return self._run(np.ascontiguousarray(x.transpose(1, 0, 2)), self.initial_state(x.shape[0]))[-1]
 
+    # -- text ---------------------------------------------------------------------------------------
     def _need_lm(self, what: str) -> None:
         if not self.is_lm:
             raise ValueError(f"{what} needs a language model; this one classifies: use classify() or run()")
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` (characters or whitespace-separated words); unknown tokens → ``<unk>``."""
+    def encode(self, text: str, unknown: str | None = None) -> list[int]:
+        """Token ids of ``text`` (characters, or whitespace-separated words). A token outside the
+        vocabulary is an error unless ``unknown`` names the vocabulary token to put in its place."""
         self._need_lm("encode()")
         if not isinstance(text, str):
             raise TypeError(f"encode() needs a str, got {type(text).__name__}")
+        if unknown is not None and (not isinstance(unknown, str) or unknown not in self._index):
+            raise ValueError(f"unknown={unknown!r} is not a token of this model's vocabulary; name one of its "
+                             f"{len(self.vocab)} tokens (e.g. {self.vocab[0]!r}) or leave it None to refuse")
         toks = list(text) if self.task == "char-lm" else text.split()
-        unk = self._index.get("<unk>", 0)
-        return [self._index.get(t, unk) for t in toks]
+        idx = self._index
+        if unknown is None:
+            bad = [t for t in toks if t not in idx]
+            if bad:
+                raise ValueError(f"{len(bad)} token(s) of the text are not in the vocabulary, first {bad[0]!r}; "
+                                 f"pass unknown=TOKEN (e.g. unknown={self.vocab[0]!r}) to replace them")
+            return [idx[t] for t in toks]
+        u = idx[unknown]
+        return [idx.get(t, u) for t in toks]
 
-    def generate(self, prompt: str, n: int = 200, temperature: float = 1.0, seed: int | None = 0) -> str:
-        """Continue ``prompt`` (a string) by ``n`` sampled tokens of a language model."""
+    def decode(self, ids) -> str:
+        """The text of token ids: characters joined, or words joined by spaces."""
+        self._need_lm("decode()")
+        a = _array(ids, "decode()", f"a (N,) sequence of integer token ids in [0, {self._V})")
+        if a.ndim != 1:
+            raise ValueError(f"decode() expects a (N,) sequence of token ids, got shape {a.shape}")
+        ids = self._ids(a, "decode()")
+        return ("" if self.task == "char-lm" else " ").join(self.vocab[i] for i in ids)
+
+    def generate(self, prompt: str, n: int = 200, temperature: float = 1.0, seed: int | None = 0,
+                 unknown: str | None = None) -> str:
+        """Continue ``prompt`` by ``n`` tokens of a language model, sampled at ``temperature`` (``0``:
+        greedy, the most likely token each step); ``unknown`` as in ``encode``."""
         self._need_lm("generate()")
         if not isinstance(prompt, str):
             raise TypeError(f"generate() needs a str prompt, got {type(prompt).__name__}")
         n = _count(n, "n", 0)
         if isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, (int, float, np.number)):
-            raise TypeError(f"temperature must be a number > 0, got {type(temperature).__name__}")
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+            raise TypeError(f"temperature must be a number >= 0, got {type(temperature).__name__}")
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0 (0: greedy), got {temperature}")
         if seed is not None:
             seed = _count(seed, "seed", 0)
         rng = np.random.default_rng(seed)
-        ids = self.encode(prompt) or [0]
+        ids = self.encode(prompt, unknown) or [0]
         state = self.initial_state(1)
-        for i in ids:
-            y = self._logits(self._advance(self._vectors(np.array([i])), state))[0]
+        y = self._run(np.asarray(ids, np.int64)[:, None], state)[-1, 0]
         out = []
         for _ in range(n):
             if not np.isfinite(y).all():
                 raise ValueError("the model produced non-finite logits (its weights overflow float32); "
                                  "check the exported model's scales")
-            p = np.exp((y.astype(np.float64) - y.max()) / temperature)
-            nxt = int(rng.choice(len(p), p=p / p.sum()))
-            out.append(self.vocab[nxt])
-            y = self._logits(self._advance(self._vectors(np.array([nxt])), state))[0]
-        return ("" if self.task == "char-lm" else " ").join(out)
+            if temperature == 0:
+                nxt = int(y.argmax())
+            else:
+                p = np.exp((y.astype(np.float64) - y.max()) / temperature)
+                nxt = int(rng.choice(len(p), p=p / p.sum()))
+            out.append(nxt)
+            y = self.step(nxt, state)[0]
+        return self.decode(out) if out else ""
 
     def evaluate_lm(self, ids, batch: int = 16, seq_len: int = 100) -> dict:
         """Bits per token, perplexity and accuracy over a whole id stream, with the protocol of
         ``leanrnn eval``: ``batch`` contiguous streams, segments of ``seq_len``, state carried."""
         self._need_lm("evaluate_lm()")
         batch, seq_len = _count(batch, "batch", 1), _count(seq_len, "seq_len", 1)
-        expect = f"a (N,) stream of integer token ids in [0, {self.input['vocab']}) with N >= 2 * batch"
+        expect = f"a (N,) stream of integer token ids in [0, {self._V}) with N >= 2 * batch"
         a = _array(ids, "evaluate_lm()", expect)
         if a.ndim != 1 or len(a) < 2 * batch:
             raise ValueError(f"evaluate_lm() expects {expect} (batch {batch}), got shape {a.shape}")
         ids = self._ids(a, "evaluate_lm()")
         n = len(ids) // batch
-        streams = ids[: n * batch].reshape(batch, n).T
+        streams = np.ascontiguousarray(ids[: n * batch].reshape(batch, n).T)
         state, nll, correct, count = self.initial_state(batch), 0.0, 0, 0
         for pos in range(0, n - 1, seq_len):
             state.t = 0  # LeanLSTM indexes batch-norm steps from each segment's start
-            for t in range(pos, min(pos + seq_len, n - 1)):
-                y = self._logits(self._advance(self._vectors(streams[t]), state)).astype(np.float64)
-                tgt = streams[t + 1]
-                m = y.max(1, keepdims=True)
-                lse = (m[:, 0] + np.log(np.exp(y - m).sum(1)))
-                nll += float((lse - y[np.arange(batch), tgt]).sum())
-                correct += int((y.argmax(1) == tgt).sum())
-                count += batch
+            end = min(pos + seq_len, n - 1)
+            y = self._run(streams[pos:end], state).astype(np.float64)
+            tgt = streams[pos + 1: end + 1]
+            m = y.max(-1, keepdims=True)
+            lse = m[..., 0] + np.log(np.exp(y - m).sum(-1))
+            nll += float((lse - np.take_along_axis(y, tgt[..., None], -1)[..., 0]).sum())
+            correct += int((y.argmax(-1) == tgt).sum())
+            count += tgt.size
         return {"bits_per_token": nll / count / math.log(2), "perplexity": math.exp(min(nll / count, 700)),
                 "accuracy": correct / count, "tokens": count, "state_sparsity": state.sparsity()}
