@@ -11,11 +11,22 @@ from leanrnn.cli import main
 
 
 def test_demo_runs_and_prints_both_models(capsys, tmp_path):
-    main(["demo", "--steps", "3", "--hidden", "16", "--no-progress", "--out", str(tmp_path)])
+    js = tmp_path / "demo.json"
+    assert main(["demo", "--steps", "3", "--hidden", "16", "--no-progress", "--out", str(tmp_path / "d"),
+                 "--json", str(js)]) == 0
     out = capsys.readouterr().out
-    assert "full precision" in out and "ternary + BN + 90% state pruning" in out
-    assert "bits/char" in out and "zero states" in out
-    assert (tmp_path / "ternary" / "best.pt").exists() and (tmp_path / "fp" / "metrics.jsonl").exists()
+    from leanrnn.cli.demo import CONFIGS
+    assert all(name in out for name in CONFIGS)
+    assert "bits/char" in out and "zero states" in out and "runtime µs/step" in out
+    d = tmp_path / "d"
+    assert (d / "ternary" / "best.pt").exists() and (d / "fp" / "metrics.jsonl").exists()
+    r = json.loads(js.read_text())["models"]
+    fp, tern = (r[name] for name in CONFIGS)
+    assert tern["file_bytes"] < fp["file_bytes"] and tern["state_sparsity"] > 0.85  # 16 units: coarse
+    assert fp["runtime_us_per_step"] > 0 and (d / "ternary.lrnn").stat().st_size == tern["file_bytes"]
+    # The README's table comes from the JSON alone.
+    assert main(["demo", "--markdown", str(js)]) == 0
+    assert "| full precision |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, msg", [(["demo", "--steps", "0"], "must be > 0"),
