@@ -3,7 +3,7 @@
 Both models train with ``leanrnn.train.Trainer`` on the same characters of the embedded ``pystdlib``
 corpus for the same number of steps, are evaluated like ``leanrnn eval`` (eval mode: deterministic
 weights, the shipped pruning threshold) on held-out standard-library files, exported to ``.lrnn``
-files and run in the torch-free runtime. The table shows what the library is for in one place: bits
+files (the low-bit one compact: int8 embedding and output layer) and run in the torch-free runtime. The table shows what the library is for in one place: bits
 per character, the measured fraction of zero hidden states, the LSTM's weight memory, the whole
 model file's size and the time of one step in the runtime (batch 1, one thread, on test text).
 The runs and files are kept under ``runs/demo/`` for ``leanrnn export`` / ``hw`` / ``eval``.
@@ -65,7 +65,7 @@ def run(steps: int = 600, hidden: int = 256, batch: int = 32, seq_len: int = 100
         data = load_data(cfg)
         m = evaluate_split(cfg, model, data, "test")
         model_file = out / f"{short}.lrnn"
-        export_run(run_dir, model_file)
+        export_run(run_dir, model_file, compact=short != "fp")  # the fp32 twin stays exact fp32
         m.update(model_bits(model), train_s=train_s, file_bytes=model_file.stat().st_size,
                  runtime_us_per_step=_runtime(model_file, data.test) * 1e6, settings=kw, lr=lr)
         results[name] = m

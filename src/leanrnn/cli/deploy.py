@@ -11,6 +11,8 @@ def add_parsers(sub) -> dict:
     ex.add_argument("-o", "--output", required=True, help="model file to write, e.g. model.lrnn")
     ex.add_argument("--checkpoint", choices=("best", "checkpoint"), default="best",
                     help="best validation model (default) or the last checkpoint")
+    ex.add_argument("--compact", action="store_true", help="embedding and output layer in int8 with per-row "
+                    "scales, normalization tables in fp16 (metric within 0.005 bits/char of the exact file)")
 
     ins = sub.add_parser("inspect", help="summarize a .lrnn file: parts, bytes, ratio to fp32")
     ins.add_argument("model", help=".lrnn file written by 'leanrnn export'")
@@ -26,7 +28,7 @@ def export(args, argv) -> int:
     run = checks.run_dir(args.run, "export")
     out = checks.output_file(args.output, "-o", "model.lrnn", replace=("model",))
     with checks.foreign_checkpoint(run):
-        export_run(run, out, args.checkpoint)
+        export_run(run, out, args.checkpoint, compact=args.compact)
     print(summary(out))
     return 0
 
