@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -72,6 +73,15 @@ def finished(d: Path) -> bool:
     return len(epochs) >= json.loads(cfg.read_text())["epochs"]
 
 
+def running(d: Path) -> bool:
+    """Whether another process is training ``d`` now (its pid in ``RUN.running`` beside it is alive)."""
+    try:
+        os.kill(int(d.with_name(d.name + ".running").read_text()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def command(recipe: str, flags: list[str], seed: int, d: Path) -> list[str]:
     if (d / "checkpoint.pt").exists():
         return ["train", "--resume", str(d), "--threads", "1", "--no-progress"]
@@ -95,25 +105,26 @@ def main() -> int:
             d = run_dir(args.study, r, s)
             print(f"{d}: {'done' if finished(d) else 'started' if (d / 'checkpoint.pt').exists() else 'to do'}")
         return 0
-    pending = [(r, s) for r, s in todo if not finished(run_dir(args.study, r, s))]
-    running: list[tuple[subprocess.Popen, Path]] = []
-    while pending or running:
-        while pending and len(running) < args.workers:
+    pending = [(r, s) for r, s in todo
+               if not finished(run_dir(args.study, r, s)) and not running(run_dir(args.study, r, s))]
+    procs: list[tuple[subprocess.Popen, Path]] = []
+    while pending or procs:
+        while pending and len(procs) < args.workers:
             r, s = pending.pop(0)
             d = run_dir(args.study, r, s)
             argv = command(recipe, rows[r], s, d)
             d.parent.mkdir(parents=True, exist_ok=True)
-            log = open(d.parent / f"{d.name}.log", "a")
+            log = open(d.parent / f"{d.name}.log", "a")  # noqa: SIM115  (the child writes to it until it ends)
             print(f"start {d}: leanrnn {shlex.join(argv)}", flush=True)
             env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-            import os
             p = subprocess.Popen([sys.executable, "-m", "leanrnn.cli", *argv], stdout=log, stderr=subprocess.STDOUT,
                                  env={**os.environ, **env})
-            running.append((p, d))
+            d.with_name(d.name + ".running").write_text(str(p.pid))
+            procs.append((p, d))
         time.sleep(5)
-        for p, d in list(running):
+        for p, d in list(procs):
             if p.poll() is not None:
-                running.remove((p, d))
+                procs.remove((p, d))
                 print(f"{'done' if p.returncode == 0 else f'FAILED ({p.returncode})'} {d}", flush=True)
     return 0
 
