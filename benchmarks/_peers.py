@@ -38,7 +38,9 @@ class Weights:
         torch.manual_seed(seed)
         self.V, self.X, self.H = V, X, H
         self.emb, self.cell, self.lin = nn.Embedding(V, X), nn.LSTMCell(X, H), nn.Linear(H, V)
-        f = lambda t: t.detach().numpy().astype(np.float32)
+
+        def f(t):
+            return t.detach().numpy().astype(np.float32)
         self.E, self.W_ih, self.W_hh = f(self.emb.weight), f(self.cell.weight_ih), f(self.cell.weight_hh)
         self.b = f(self.cell.bias_ih + self.cell.bias_hh)
         self.W_out, self.b_out = f(self.lin.weight), f(self.lin.bias)
@@ -130,7 +132,9 @@ def torch_peers(w: Weights) -> list[Peer]:
     """``nn.LSTMCell`` with oneDNN off and on, dynamic int8 ``LSTMCell`` and ``LSTM``, and the
     ``nn.LSTM`` stepped one call per token (a labelled row: not what a competent user steps)."""
     H = w.H
-    off = lambda: torch.backends.mkldnn.flags(enabled=False)
+
+    def off():
+        return torch.backends.mkldnn.flags(enabled=False)
     peers = [Peer("torch nn.LSTMCell fp32, oneDNN off", "fp32", "torch",
                   _torch_runner(w.emb, w.cell, w.lin, H, True, off), w.fp32_bytes()),
              Peer("torch nn.LSTMCell fp32, oneDNN on", "fp32", "torch",

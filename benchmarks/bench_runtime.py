@@ -48,6 +48,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import datetime  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
@@ -66,17 +67,23 @@ CALIB_BURN = 50  # steps from the zero state not counted when the threshold is s
 
 def _args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hidden", type=int, nargs="+", default=[256, 1000, 2048], help="hidden sizes (default: %(default)s)")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[256, 1000, 2048],
+                    help="hidden sizes (default: %(default)s)")
     ap.add_argument("--input", type=int, default=64, help="embedding width fed to the LSTM (default: %(default)s)")
     ap.add_argument("--vocab", type=int, default=64, help="vocabulary = output classes (default: %(default)s)")
-    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds; medians over them (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=15,
+                    help="interleaved rounds; medians over them (default: %(default)s)")
     ap.add_argument("--steps", type=int, default=100, help="steps per implementation per round (default: %(default)s)")
-    ap.add_argument("--warmup", type=int, default=20, help="untimed steps per implementation first (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=20,
+                    help="untimed steps per implementation first (default: %(default)s)")
     ap.add_argument("--calib-steps", type=int, default=400,
                     help="steps of the stream the pruning threshold is set on (default: %(default)s)")
-    ap.add_argument("--zeros", type=float, default=0.9, help="target zero-state fraction of the pruned rows (default: %(default)s)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the weights and the token stream (default: %(default)s)")
-    ap.add_argument("--streams", type=int, default=16, help="streams of the multi-stream rows; 0: none (default: %(default)s)")
+    ap.add_argument("--zeros", type=float, default=0.9,
+                    help="target zero-state fraction of the pruned rows (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the weights and the token stream (default: %(default)s)")
+    ap.add_argument("--streams", type=int, default=16,
+                    help="streams of the multi-stream rows; 0: none (default: %(default)s)")
     ap.add_argument("--streams-hidden", type=int, nargs="+", default=[1000],
                     help="hidden sizes of the multi-stream rows (default: %(default)s)")
     ap.add_argument("--json", default=None,
@@ -152,7 +159,7 @@ def leanrnn_impl(weights: str, zeros: float, H: int, a, tmp: str, ids) -> dict:
         for t in ids_:
             y, _ = m.step(t, state)
         return y
-    X, V, bw = a.input, a.vocab, 4 if weights == "fp" else 1
+    V, bw = a.vocab, 4 if weights == "fp" else 1
     fixed = 4 * 4 * H + 3 * 4 * H * 4 + 4 * V  # one table row, scales and bias, output bias
     name = f"leanrnn {'fp32' if weights == 'fp' else weights}, {zeros:.0%} zeros"
     return {"name": name, "kind": "leanrnn", "framework": "leanrnn", "run": run, "state": state, "model": m,
@@ -303,13 +310,12 @@ def main(argv=None) -> dict:
         with open(path) as f:
             print(_report.markdown(json.load(f)))
         return {}
-    import _membw
     import torch
+
+    import _membw
     torch.set_num_threads(1)
-    try:
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
     caches = _membw.cache_sizes()
     sizes = [256 << 10, 1 << 20, 8 << 20, 64 << 20, 256 << 20, max(1 << 30, 2 * caches.get("L3", 0))]
     res = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "machine": machine(),
@@ -334,7 +340,8 @@ def main(argv=None) -> dict:
             print(_report.streams_table(res["streams"]))
     for s in sizes:  # again after the rounds: the faster of the two
         k = f"{s >> 10} KiB"
-        res["read_bandwidth_GBps"][k]["GBps"] = max(res["read_bandwidth_GBps"][k]["GBps"], _membw.read_bandwidth(s) / 1e9)
+        res["read_bandwidth_GBps"][k]["GBps"] = max(res["read_bandwidth_GBps"][k]["GBps"],
+                                                    _membw.read_bandwidth(s) / 1e9)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -114,7 +114,8 @@ def detail() -> dict:
     d, s = reps["dense"], reps["sparse"]
     dyn = [(sum(r.energy_pj.values()) - r.energy_pj["static"]) for r in (d, s)]
     out["date_limits"] = {"amdahl_bound": amdahl_bound(c2["sparse"], wl2, dens),
-                          "energy_gain_dynamic_only": dyn[0] / dyn[1], "energy_gain_always_on_bound": d.cycles / s.cycles}
+                          "energy_gain_dynamic_only": dyn[0] / dyn[1],
+                          "energy_gain_always_on_bound": d.cycles / s.cycles}
     return out
 
 
@@ -135,7 +136,8 @@ def print_table(res: dict) -> None:
         print(f"  {v['accel']:<32} matrix-vector {v['mv_cycles']:7.0f}  gates {v['gate_cycles']:5.0f}  total "
               f"{v['cycles']:7.0f} cycles  {v['energy_nj']:8.0f} nJ ({parts})")
     lim = res["detail"]["date_limits"]
-    print(f"  DATE19 limits: Amdahl bound {lim['amdahl_bound']:.2f}x; energy gain between {lim['energy_gain_dynamic_only']:.2f}x"
+    print(f"  DATE19 limits: Amdahl bound {lim['amdahl_bound']:.2f}x; "
+          f"energy gain between {lim['energy_gain_dynamic_only']:.2f}x"
           f" (no always-on power) and {lim['energy_gain_always_on_bound']:.2f}x (always-on power dominating)")
     n = {p: int(np.prod([len(s) for s in f.values()])) for p, f in res["free"].items()}
     print("\nbands: every combination of " + "; ".join(f"{p}: {len(res['free'][p])} free parameters, {n[p]} "

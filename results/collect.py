@@ -1,76 +1,174 @@
-"""Evaluate every run under runs/ and write results/README.md's tables, JSON and plots.
+"""Evaluate the fidelity study's runs and write results/README.md's tables, results.json and plots.
 
-Run: python results/collect.py [--runs runs]   (evaluates runs that have no eval_test.json yet)
+    python results/collect.py      # evaluates finished runs that lack an up-to-date eval_test.json
+
+A table row is one set of flags (a row of ``results/studies.py``) over its seeds: the mean ± standard
+deviation of the test metric (the papers' protocol: the whole test split in eval mode — deterministic
+weights, running statistics, the shipped pruning threshold), the measured eval-mode fraction of zero
+hidden states, and the inference cost of one time step counted from those zeros:
+
+* weights read: the input projection (one column of ``W_ih`` for a one-hot input, all of it for a
+  dense one), the ``W_hh`` columns of the non-zero states, and the output layer's columns for the
+  non-zero states (fp32), at each matrix's stored width (fp32, 2-bit ternary, 1-bit binary);
+* operations: one add (binary/ternary) or multiply-add (fp) per weight read.
+
+The papers' published numbers (``results/papers.yaml``) stand beside each table, labelled with their
+own corpus: none of them is on a corpus used here.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import re
+import statistics
+import sys
 from pathlib import Path
 
 import yaml
 
-from leanrnn.cli import main as cli
-from leanrnn.train import TrainConfig
-from leanrnn.train.plots import plot_sparsity
+sys.path.insert(0, str(Path(__file__).parent))
+from studies import STUDIES  # noqa: E402  (results/studies.py: the studies and their rows)
 
-RECIPES = {("char-lm", "pystdlib"): "recipes/char-pystdlib.yaml", ("classify", "digits"): "recipes/digits.yaml"}
-TITLES = {("char-lm", "pystdlib"): "Character-level LM on the Python standard library (pystdlib)",
-          ("classify", "digits"): "Sequential digits (scikit-learn 8x8, pixel by pixel, 64 steps)"}
+from leanrnn.facts import METRIC, WEIGHT_BITS  # noqa: E402
+from leanrnn.train import evaluate_split, load_data, load_run  # noqa: E402
 
-
-def command(run_dir: Path, cfg: dict) -> str:
-    """The run's own command line if it recorded one, else the recipe plus the settings that differ."""
-    if (run_dir / "command.txt").exists():
-        return (run_dir / "command.txt").read_text().strip()
-    recipe = RECIPES.get((cfg["task"], cfg["data"]))
-    base = TrainConfig().to_dict()
-    base.update(yaml.safe_load(Path(recipe).read_text()) if recipe else {})
-    parts = ["leanrnn train"] + ([f"--recipe {recipe}"] if recipe else [])
-    for k, v in cfg.items():
-        if k in ("extra", "note", "threads") or base.get(k) == v:
-            continue
-        flag = "--" + k.replace("_", "-")
-        parts.append(flag if v is True else (f"--no-{k.replace('_', '-')}" if v is False else f"{flag} {v}"))
-    return " ".join(parts)
+HERE = Path(__file__).parent
+RUNS = Path("runs/fidelity")
+TITLES = {"linux": "Character-level LM on the Linux kernel sources (linux)",
+          "shakespeare": "Character-level LM on Shakespeare's plays (shakespeare)",
+          "pystdlib": "Character-level LM on the Python standard library (pystdlib)",
+          "digits": "Sequential digits (scikit-learn 8x8, pixel by pixel, 64 steps)",
+          "fashion-mnist": "Sequential Fashion-MNIST (28x28, pixel by pixel, 784 steps)"}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", default="runs")
-    args = ap.parse_args()
-    groups: dict = {}
-    for cfg_path in sorted(Path(args.runs).glob("*/*/config.json")):
-        if cfg_path.parent.parent.name == "demo":  # the main job's short runs
-            continue
-        d = cfg_path.parent
-        cfg = json.loads(cfg_path.read_text())
-        done = (d / "metrics.jsonl").exists() and len((d / "metrics.jsonl").read_text().splitlines()) >= cfg["epochs"]
+def step_cost(cfg: dict, vocab: int | None, zeros: float) -> dict:
+    """Weights read and operations of one time step, from the measured fraction of zero states."""
+    H, L, bits = cfg["hidden"], cfg["layers"], WEIGHT_BITS[cfg["weights"]]
+    live = (1.0 - zeros) * H
+    # one pixel, one one-hot column, or the embedding's width
+    first = 1 if cfg["task"] == "classify" or cfg["embed"] == 0 else cfg["embed"]
+    lstm = 4 * H * (first + live) + (L - 1) * 4 * H * 2 * live
+    out = 0 if cfg["task"] == "classify" else vocab * live   # the classifier's head runs once per sequence
+    return {"bytes": lstm * bits / 8 + out * 4, "ops": lstm + out,
+            "multiplies": (lstm if cfg["weights"] == "fp" else 0) + out}
+
+
+def evaluate(d: Path) -> dict:
+    p = d / "eval_test.json"
+    best = d / "best.pt"
+    if p.exists() and p.stat().st_mtime >= best.stat().st_mtime:
+        return json.loads(p.read_text())
+    cfg, model, vocab = load_run(d)
+    m = evaluate_split(cfg, model, load_data(cfg), "test")
+    m["metric_name"] = METRIC[cfg.task]
+    m["vocab_size"] = None if vocab is None else len(vocab)
+    p.write_text(json.dumps(m, indent=1))
+    return m
+
+
+def finished(d: Path) -> bool:
+    cfg, rows = d / "config.json", d / "metrics.jsonl"
+    if not (cfg.exists() and rows.exists() and (d / "best.pt").exists()):
+        return False
+    return len(rows.read_text().splitlines()) >= json.loads(cfg.read_text())["epochs"]
+
+
+def collect_study(study: str) -> list[dict]:
+    recipe, rows, _ = STUDIES[study]
+    out = []
+    for row, flags in rows.items():
+        runs = sorted(d for d in (RUNS / study).glob(f"{row}-s*")
+                      if d.is_dir() and re.fullmatch(rf"{row}-s\d+", d.name))
+        done = [d for d in runs if finished(d)]
         if not done:
-            print(f"skipping {d}: not finished")
             continue
-        if not (d / "eval_test.json").exists() or (d / "eval_test.json").stat().st_mtime < (d / "best.pt").stat().st_mtime:
-            cli(["eval", str(d)])
-        m = json.loads((d / "eval_test.json").read_text())
-        rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        groups.setdefault((cfg["task"], cfg["data"]), []).append((f"{d.parent.name}/{d.name}", cfg, m, rows, d))
-    out = {}
-    for key, runs in groups.items():
-        metric = runs[0][2]["metric_name"]
-        runs.sort(key=lambda r: (r[1]["weights"] != "fp", r[1]["weights"], r[1]["state_sparsity"], r[1]["batch_norm"]))
-        plot_sparsity([(n, m["state_sparsity"], m[metric]) for n, _, m, _, _ in runs], metric,
-                      f"results/{key[0]}-{key[1]}-sparsity.png")
-        out["/".join(key)] = [{"run": n, "command": command(d, c), "epochs": len(rows), **m} for n, c, m, rows, d in runs]
-        print(f"\n### {TITLES.get(key, key)}\n")
-        print(f"| run | weights | BN | target zeros | test {metric} | measured zero states | LSTM weights | "
-              "weight bits vs fp32 | command |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for n, c, m, rows, d in runs:
-            print(f"| {n} | {c['weights']} | {'yes' if c['batch_norm'] else 'no'} | {c['state_sparsity']:.0%} | "
-                  f"{m[metric]:.4f} | {m['state_sparsity']:.1%} | {m['lstm_weight_bits'] / 8 / 1024:.0f} KiB | "
-                  f"1/{m['lstm_weight_bits_fp32'] / m['lstm_weight_bits']:.0f} | `{command(d, c)}` |")
-    Path("results/results.json").write_text(json.dumps(out, indent=1))
+        evals = [evaluate(d) for d in done]
+        cfg = json.loads((done[0] / "config.json").read_text())
+        metric = evals[0]["metric_name"]
+        vals = [e[metric] for e in evals]
+        zeros = statistics.mean(e["state_sparsity"] for e in evals)
+        out.append({"row": row, "flags": " ".join(flags), "recipe": recipe, "seeds": len(done),
+                    "metric": metric, "mean": statistics.mean(vals),
+                    "std": statistics.stdev(vals) if len(vals) > 1 else None, "values": vals,
+                    "zeros": zeros, "weights": cfg["weights"],
+                    "norm": "BN per step" if cfg["batch_norm"] and cfg.get("bn_stats", "step") == "step" else
+                    "BN shared" if cfg["batch_norm"] else "weight norm" if cfg.get("weight_norm") else "none",
+                    "target_zeros": cfg["state_sparsity"], "hidden": cfg["hidden"],
+                    "cost": step_cost(cfg, evals[0].get("vocab_size"), zeros),
+                    "runs": [str(d) for d in done]})
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    metric = rows[0]["metric"]
+    fmt = (lambda v: f"{v:.2%}") if metric == "accuracy" else (lambda v: f"{v:.4f}")
+    lines = [f"| row | weights | normalization | target zeros | seeds | test {metric} (mean ± std) | "
+             "measured zero states | weight bytes read / step | operations / step (multiplies) | flags |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        std = "" if r["std"] is None else f" ± {fmt(r['std'])}"
+        c = r["cost"]
+        lines.append(f"| {r['row']} | {r['weights']} | {r['norm']} | {r['target_zeros']:.0%} | {r['seeds']} | "
+                     f"{fmt(r['mean'])}{std} | {r['zeros']:.1%} | {c['bytes'] / 1024:.1f} KiB | "
+                     f"{c['ops'] / 1000:.0f} k ({c['multiplies'] / 1000:.0f} k) | `{r['flags'] or '(recipe only)'}` |")
+    return "\n".join(lines)
+
+
+def plot(study: str, rows: list[dict]) -> str:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        x, y = r["cost"]["bytes"] / 1024, r["mean"]
+        style = {"fp": "o", "binary": "s", "ternary": "^"}[r["weights"]]
+        color = "tab:red" if r["target_zeros"] else "tab:blue"
+        ax.errorbar(x, y, yerr=r["std"] or 0, fmt=style, color=color, capsize=3)
+        ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel("weight bytes read per time step (KiB, from the measured zero states)")
+    ax.set_ylabel(f"test {rows[0]['metric']}")
+    ax.set_title(f"{study}: accuracy against inference cost (red: pruned states; o fp, ^ ternary, s binary)",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    name = f"frontier-{study}.png"
+    fig.tight_layout()
+    fig.savefig(HERE / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def papers_table(task: str) -> str:
+    p = yaml.safe_load((HERE / "papers.yaml").read_text())
+    rows = p.get(task, [])
+    if not rows:
+        return ""
+    lines = ["| their corpus | model | their metric | source |", "|---|---|---|---|"]
+    lines += [f"| {r['corpus']} | {r['model']} | {r['metric']} | {r['source']} |" for r in rows]
+    return "The papers' numbers (their corpora, not ours; sources in `results/papers.yaml`):\n\n" + "\n".join(lines)
+
+
+def main() -> int:
+    out, parts = {}, []
+    for study in STUDIES:
+        rows = collect_study(study)
+        if not rows:
+            continue
+        out[study] = rows
+        recipe = STUDIES[study][0]
+        task = yaml.safe_load(Path(recipe).read_text())["task"]
+        parts.append(f"### {TITLES.get(study, study)}\n\nBudget: `{recipe}` (every row), 1 thread per run, CPU. "
+                     f"Rows differ by the flags shown.\n\n{table(rows)}\n\n![frontier]({plot(study, rows)})\n\n"
+                     f"{papers_table(task)}\n")
+        print(parts[-1])
+    (HERE / "results.json").write_text(json.dumps(out, indent=1))
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    begin, end = "<!-- tables:begin -->", "<!-- tables:end -->"
+    if begin in text and end in text:
+        text = text[: text.index(begin) + len(begin)] + "\n" + "\n".join(parts) + text[text.index(end):]
+        readme.write_text(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

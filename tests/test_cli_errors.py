@@ -60,7 +60,8 @@ def paths(tmp_path_factory):
     from safetensors.numpy import load_file, save_file
     with safe_open(str(t / "m.lrnn"), framework="numpy") as f:
         header = json.loads(f.metadata()["leanrnn"])
-    save_file(load_file(str(t / "m.lrnn")), str(t / "old.lrnn"), metadata={"leanrnn": json.dumps({**header, "version": 0})})
+    save_file(load_file(str(t / "m.lrnn")), str(t / "old.lrnn"),
+              metadata={"leanrnn": json.dumps({**header, "version": 0})})
     return t
 
 
@@ -135,7 +136,8 @@ CASES = [
     ("rtl generate a run", ["rtl", "generate", "--model", "{t}/run"], "is a run directory"),
     ("rtl generate into a file", ["rtl", "generate", "-o", "{t}/text.txt"], "is a file"),
     ("rtl generate config folder", ["rtl", "generate", "--config", "{t}/dir"], "is a directory"),
-    ("rtl generate 8-bit weights", ["rtl", "generate", "--config", "{t}/accel_bits8.yaml"], "weight_bits must be 1 or 2"),
+    ("rtl generate 8-bit weights", ["rtl", "generate", "--config", "{t}/accel_bits8.yaml"],
+     "weight_bits must be 1 or 2"),
     ("rtl generate zero columns", ["rtl", "generate", "--columns", "0"], "must be > 0"),
     ("rtl fixed missing", ["rtl", "fixed", "{t}/nope.lrnn"], "does not exist"),
     ("rtl fixed a run", ["rtl", "fixed", "{t}/run"], "is a run directory"),

@@ -37,7 +37,7 @@ def test_pystdlib_errors(tmp_path):
 def test_digits_sequences():
     (xt, yt), (xv, _yv) = load_digits_sequences()
     assert xt.shape[1:] == (64, 1) and len(xt) + len(xv) == 1797
-    assert 0 <= xt.min() and xt.max() <= 1 and set(yt.unique().tolist()) == set(range(10))
+    assert xt.min() >= 0 and xt.max() <= 1 and set(yt.unique().tolist()) == set(range(10))
     (xp, _), _ = load_digits_sequences(permute=True)
     assert not torch.equal(xp, xt) and torch.equal(xp.sort(1).values, xt.sort(1).values)
 

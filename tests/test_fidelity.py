@@ -96,9 +96,9 @@ def test_init_from_and_teacher_and_schedule(tmp_path):
     _train(tmp_path, "fp")
     _, fp, vocab = load_run(tmp_path / "fp")
     # Fine-tune: a ternary, weight-normalized, pruned model starts from the fp run's weights.
-    rows = _train(tmp_path, "ft", weights="ternary", weight_norm=True, state_sparsity=0.8, init_from=str(tmp_path / "fp"),
-                  teacher=str(tmp_path / "fp"), distill_weight=0.5, distill_temp=2.0, prune_schedule="cubic",
-                  prune_start=0.0, prune_end=0.5)
+    rows = _train(tmp_path, "ft", weights="ternary", weight_norm=True, state_sparsity=0.8,
+                  init_from=str(tmp_path / "fp"), teacher=str(tmp_path / "fp"), distill_weight=0.5, distill_temp=2.0,
+                  prune_schedule="cubic", prune_start=0.0, prune_end=0.5)
     assert math.isfinite(rows[0]["valid_bpc"]) and rows[0]["valid_state_sparsity"] >= 0.78
     _, ft, _ = load_run(tmp_path / "ft", "checkpoint")
     assert ft.lstm.layers[0].pruner.threshold > 0

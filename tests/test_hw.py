@@ -152,7 +152,8 @@ def test_row_dataflow_pays_for_imbalance():
 @pytest.mark.parametrize("key", sorted(PRESETS))
 def test_every_preset_value_is_sourced_or_a_swept_assumption(key):
     p = PRESETS[key]
-    fields = ({f.name for f in dataclasses.fields(Accel)} - {"tech"} | {f.name for f in dataclasses.fields(Tech)} - {"name"}
+    fields = ({f.name for f in dataclasses.fields(Accel)} - {"tech"}
+              | {f.name for f in dataclasses.fields(Tech)} - {"name"}
               | {f.name for f in dataclasses.fields(Workload)})
     assert fields <= set(p.params) | set(p.derived), "fields neither sourced, assumed nor derived"
     docs = DOCS.read_text()

@@ -172,7 +172,8 @@ def clf(tmp_path_factory):
 
 
 BAD_CALLS = [  # (model, call, exception, words of the one-line message)
-    ("clf", lambda m: m.classify(np.zeros((64, 1), np.float32)), ValueError, r"\(N, T, 1\).*got shape \(64, 1\).*x\[None\]"),
+    ("clf", lambda m: m.classify(np.zeros((64, 1), np.float32)), ValueError,
+     r"\(N, T, 1\).*got shape \(64, 1\).*x\[None\]"),
     ("clf", lambda m: m.classify(np.zeros((2, 64, 3), np.float32)), ValueError, r"\(N, T, 1\).*\(2, 64, 3\)"),
     ("clf", lambda m: m.classify(np.zeros((2, 64, 0), np.float32)), ValueError, r"\(N, T, 1\).*\(2, 64, 0\)"),
     ("clf", lambda m: m.classify(np.zeros((0, 64, 1), np.float32)), ValueError, r"N, T >= 1"),

@@ -51,7 +51,8 @@ def test_mnist_idx(tmp_path, gz):
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 24), ("t10k", 6)):
         sfx = ".gz" if gz else ""
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n, 4, 4), dtype=np.uint8), gz=gz)
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte{sfx}", rng.integers(0, 256, (n, 4, 4), dtype=np.uint8),
+                   gz=gz)
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte{sfx}", rng.integers(0, 10, n, dtype=np.uint8), gz=gz)
     d = load_images("mnist", str(tmp_path))
     assert d["train"][0].shape == (22, 16, 1) and d["valid"][0].shape == (2, 16, 1) and d["test"][0].shape == (6, 16, 1)
@@ -117,7 +118,7 @@ def test_train_eval_plot_cli(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--task", "char-lm", "--weights", "ternary", "--batch-norm", "--state-sparsity", "0.5",
                  "--epochs", "2", "--steps-per-epoch", "3", "--out", str(out)] + TINY) == 0
-    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and "valid_bpc" in rows[0]
     assert (out / "curves.png").stat().st_size > 0 and (out / "best.pt").exists()
     assert (out / "command.txt").read_text().startswith("leanrnn train --task char-lm")
@@ -242,10 +243,12 @@ def test_ddp_two_processes_agree_and_match_one_process(tmp_path):
     one = subprocess.run(LEANRNN + flags + ["--out", str(tmp_path / "one")], capture_output=True, text=True,
                          timeout=180, env=env)
     assert one.returncode == 0, one.stderr[-2000:]
-    rows = {k: [json.loads(x) for x in (tmp_path / k / "metrics.jsonl").read_text().splitlines()] for k in ("ddp", "one")}
+    rows = {k: [json.loads(x) for x in (tmp_path / k / "metrics.jsonl").read_text().splitlines()]
+            for k in ("ddp", "one")}
     assert [x["step"] for x in rows["ddp"]] == [6, 12]
     a, b = rows["ddp"][-1], rows["one"][-1]
-    assert abs(a["valid_bpc"] - b["valid_bpc"]) < 0.02 and abs(a["valid_state_sparsity"] - b["valid_state_sparsity"]) < 0.02
+    assert abs(a["valid_bpc"] - b["valid_bpc"]) < 0.02
+    assert abs(a["valid_state_sparsity"] - b["valid_state_sparsity"]) < 0.02
 
 
 @pytest.mark.parametrize("recipe", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.name)

@@ -133,7 +133,8 @@ def yaml_mapping(path: str, what: str, example: str) -> dict:
     return d
 
 
-def output_file(path: str, flag: str, example: str, suffixes: tuple[str, ...] = (), replace: tuple[str, ...] = ()) -> Path:
+def output_file(path: str, flag: str, example: str, suffixes: tuple[str, ...] = (),
+                replace: tuple[str, ...] = ()) -> Path:
     """A file to write: its folder exists, it is not a directory, its suffix is one of ``suffixes``,
     and an existing file is replaced only if it is of a kind in ``replace`` (nothing else is lost)."""
     p = Path(path)
@@ -172,7 +173,8 @@ def foreign_checkpoint(run: Path):
         yield
     except ConfigError as e:
         raise CliError(f"the checkpoint in {run} was written by another leanrnn version: "
-                       f"{' '.join(str(e).split())}; retrain with this version, or use the version that wrote it") from None
+                       f"{' '.join(str(e).split())}; "
+                       "retrain with this version, or use the version that wrote it") from None
     except RuntimeError as e:
         if "state_dict" not in str(e):
             raise

@@ -3,9 +3,10 @@
 Both models train with ``leanrnn.train.Trainer`` on the same characters of the embedded ``pystdlib``
 corpus for the same number of steps, are evaluated like ``leanrnn eval`` (eval mode: deterministic
 weights, the shipped pruning threshold) on held-out standard-library files, exported to ``.lrnn``
-files (the low-bit one compact: int8 embedding and output layer) and run in the torch-free runtime. The table shows what the library is for in one place: bits
-per character, the measured fraction of zero hidden states, the LSTM's weight memory, the whole
-model file's size and the time of one step in the runtime (batch 1, one thread, on test text).
+files (the low-bit one compact: int8 embedding and output layer) and run in the torch-free runtime.
+The table shows what the library is for in one place: bits per character, the measured fraction
+of zero hidden states, the LSTM's weight memory, the whole model file's size and the time of one
+step in the runtime (batch 1, one thread, on test text).
 The runs and files are kept under ``runs/demo/`` for ``leanrnn export`` / ``hw`` / ``eval``.
 """
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 from pathlib import Path
 
 from ..train import TrainConfig, Trainer, evaluate_split, load_data, load_run, model_bits
-
 
 # name -> (settings, learning rate); each rate is the better of 6e-3 and 1e-2 for that model at 600 steps.
 CONFIGS = {

@@ -41,7 +41,8 @@ def add_parsers(sub) -> dict:
 def fpga(args) -> None:
     from ..rtl import run_fpga
     if not 0.0 < args.state_density <= 1.0:
-        raise checks.CliError(f"--state-density {args.state_density} must be in (0, 1]; it is the fraction of non-zero hidden states")
+        raise checks.CliError(f"--state-density {args.state_density} must be in (0, 1]; "
+                              "it is the fraction of non-zero hidden states")
     model = checks.model_file(args.model) if args.model else None
     run_fpga([(m, args.input_size, args.hidden, args.lanes) for m in args.modes], checks.output_dir(args.output, "-o"),
              args.part, model=model, state_density=args.state_density)

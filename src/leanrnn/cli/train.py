@@ -183,8 +183,7 @@ def _forget(created: list[Path]) -> None:
 def evaluate(args, argv) -> int:
     from ..data import load_for_task
     from ..facts import METRIC
-    from ..train import evaluate_split, load_run
-    from ..train import model_bits
+    from ..train import evaluate_split, load_run, model_bits
     run = checks.run_dir(args.run, "eval")
     with checks.foreign_checkpoint(run):
         cfg, model, _ = load_run(run, args.checkpoint)

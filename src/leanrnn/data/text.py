@@ -136,7 +136,8 @@ def linux_files(archive: Path, max_chars: int | None) -> dict[str, str]:
                     if max_chars is not None and total >= max_chars:
                         break
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise DataError(f"cannot read {archive}: {e}; reinstall with: apt-get install --reinstall linux-source-6.1") from None
+        raise DataError(f"cannot read {archive}: {e}; "
+                        "reinstall with: apt-get install --reinstall linux-source-6.1") from None
     return files
 
 
@@ -216,7 +217,8 @@ def load_text(source: str, level: str = "char", data_dir: str | None = None, max
     elif source == "ptb-char":
         raw = _ptb_split(get_source("ptb-char").require(data_dir), "ptb.char.{}.txt")
         # One character per space-separated token, "_" for a space, a newline per sentence.
-        split = {s: "\n".join(" ".join(l.split()).replace(" ", "").replace("_", " ") for l in t.splitlines()) + "\n"
+        split = {s: "\n".join(" ".join(line.split()).replace(" ", "").replace("_", " ")
+                               for line in t.splitlines()) + "\n"
                  for s, t in raw.items()}
         name = "ptb-char"
     elif source == "ptb-word":

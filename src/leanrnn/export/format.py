@@ -253,7 +253,7 @@ def read_lrnn(path: str | Path) -> tuple[dict, dict[str, np.ndarray]]:
             if type(v) is not int or not OLDEST_VERSION <= v <= VERSION:
                 raise ModelFormatError(f"{path} has format version {v!r}; this leanrnn reads versions "
                                        f"{OLDEST_VERSION} to {VERSION}: export the model again with this version")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118  (safe_open is not iterable)
     except ModelFormatError as e:
         raise ModelFormatError(str(e) if str(e).startswith(str(path)) else f"{path}: {e}") from None
     except Exception as e:  # safetensors raises its own error types for truncated or garbled files
@@ -289,9 +289,9 @@ def _keys(d, where: str, required: set, optional: set = frozenset()) -> dict:
         raise _bad(where, "a JSON object", d)
     missing, unknown = required - d.keys(), d.keys() - required - optional
     if missing or unknown:
-        raise ModelFormatError(f"header field {where} " + "; ".join(
-            ([f"lacks {sorted(missing)}"] if missing else []) + ([f"has unknown keys {sorted(unknown)}"] if unknown else []))
-            + f"; {FIX}")
+        problems = [f"lacks {sorted(missing)}"] if missing else []
+        problems += [f"has unknown keys {sorted(unknown)}"] if unknown else []
+        raise ModelFormatError(f"header field {where} " + "; ".join(problems) + f"; {FIX}")
     return d
 
 

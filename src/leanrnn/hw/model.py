@@ -155,7 +155,8 @@ class _Phase:
 
 
 def _report(a: Accel, wl: Workload, steps: int, on_chip: bool) -> Report:
-    dense = 2.0 * steps * sum(wl.gates * wl.hidden_size * (wl.layer_input(k) + wl.hidden_size) for k in range(wl.layers))
+    dense = 2.0 * steps * sum(wl.gates * wl.hidden_size * (wl.layer_input(k) + wl.hidden_size)
+                              for k in range(wl.layers))
     return Report(a.name, steps, 0.0, 0.0, 0.0, a.clock_hz, dense, {}, wl.weight_count() * a.weight_bits, on_chip)
 
 
@@ -239,7 +240,8 @@ def simulate(a: Accel, wl: Workload, state_masks: list[np.ndarray], input_mask: 
         if xm.shape != (T, ph.X):
             raise HardwareConfigError(f"input mask of layer {k} has shape {xm.shape}, expected {(T, ph.X)}")
         dens.append(hm.mean())
-        both = np.hstack([xm if a.skip_zero_inputs else np.ones_like(xm), hm if a.skip_zero_states else np.ones_like(hm)])
+        both = np.hstack([xm if a.skip_zero_inputs else np.ones_like(xm),
+                          hm if a.skip_zero_states else np.ones_like(hm)])
         n = math.ceil(both.shape[1] / a.pes)
         for t in range(T):
             K = float(both[t].sum())

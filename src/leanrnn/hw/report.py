@@ -16,7 +16,8 @@ DATAPATH_WEIGHT_BITS = {"fp": 16, "binary": 1, "ternary": 2}
 
 def model_workload(header: dict, steps: int) -> Workload:
     L = header["layers"]
-    return Workload(input_size=int(L[0]["input_size"]), hidden_size=int(L[0]["hidden_size"]), layers=len(L), steps=steps)
+    return Workload(input_size=int(L[0]["input_size"]), hidden_size=int(L[0]["hidden_size"]),
+                    layers=len(L), steps=steps)
 
 
 def record_masks(model, inputs) -> tuple[list[np.ndarray], np.ndarray]:

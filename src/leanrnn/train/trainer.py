@@ -22,9 +22,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +51,7 @@ def load_data(cfg: TrainConfig):
                      cfg.vocab_size)
 
 
-def build_model(cfg: TrainConfig, vocab_size: Optional[int] = None):
+def build_model(cfg: TrainConfig, vocab_size: int | None = None):
     kw = dict(weights=cfg.weights, stochastic=cfg.stochastic, batch_norm=cfg.batch_norm, bn_stats=cfg.bn_stats,
               weight_norm=cfg.weight_norm,
               state_sparsity=cfg.state_sparsity)
@@ -154,7 +155,7 @@ class _Run:
     opt: Any
     sched: Any
     data: Any
-    vocab: Optional[list]
+    vocab: list | None
     teacher: Any = None
     lm_state: Any = None
     teacher_state: Any = None
@@ -221,7 +222,7 @@ class Trainer:
         return box[0]
 
     # -- the run ----------------------------------------------------------------------------------
-    def run(self, resume: bool = False, on_start: Optional[Callable[[], None]] = None) -> dict:
+    def run(self, resume: bool = False, on_start: Callable[[], None] | None = None) -> dict:
         self._setup_distributed()
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
@@ -343,7 +344,8 @@ class Trainer:
         if self.main and better:
             save_atomic({"config": cfg.to_dict(), "model": r.model.state_dict(), "vocab": r.vocab,
                          "epoch": epoch + 1, f"valid_{metric}": valid[metric]}, self.out / "best.pt")
-        train_txt = f"train loss {train_loss:.4f}" if metric == "accuracy" else f"train {metric} {row[f'train_{metric}']:.4f}"
+        train_txt = (f"train loss {train_loss:.4f}" if metric == "accuracy"
+                     else f"train {metric} {row[f'train_{metric}']:.4f}")
         self.log(f"epoch {epoch + 1}/{cfg.epochs}: {train_txt}, valid {metric} {valid[metric]:.4f}, "
                  f"state sparsity {valid['state_sparsity']:.3f}")
         r.sched.step()
@@ -411,8 +413,8 @@ class Trainer:
         if teacher_logits is None:
             return loss
         T, w = self.cfg.distill_temp, self.cfg.distill_weight
-        kl = F.kl_div(F.log_softmax(logits.reshape(-1, V) / T, -1), F.log_softmax(teacher_logits.reshape(-1, V) / T, -1),
-                      log_target=True, reduction="batchmean")
+        kl = F.kl_div(F.log_softmax(logits.reshape(-1, V) / T, -1),
+                      F.log_softmax(teacher_logits.reshape(-1, V) / T, -1), log_target=True, reduction="batchmean")
         return (1 - w) * loss + w * T * T * kl
 
     def _step(self, r: _Run, item) -> tuple[float, int]:

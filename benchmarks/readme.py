@@ -1,0 +1,43 @@
+"""Rewrite README.md's tables from the committed JSON, so no number in it is typed by hand.
+
+    python benchmarks/readme.py
+
+Each table sits between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->`` and is what the script
+that measured it prints with ``--markdown`` (the main job's: ``leanrnn demo --markdown
+results/demo.json``). A table whose JSON is missing is left as it is, and the script says so.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = {
+    "demo": ("results/demo.json", [sys.executable, "-m", "leanrnn.cli", "demo", "--markdown", "results/demo.json"]),
+    "bench_train": ("benchmarks/bench_train.json", [sys.executable, "benchmarks/bench_train.py", "--markdown"]),
+    "bench_runtime": ("benchmarks/bench_runtime.json", [sys.executable, "benchmarks/bench_runtime.py", "--markdown"]),
+    "hw_papers": ("benchmarks/hw_papers.json", [sys.executable, "benchmarks/hw_papers.py", "--markdown"]),
+}
+
+
+def main() -> int:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for name, (artifact, cmd) in TABLES.items():
+        begin, end = f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
+        if begin not in text or end not in text:
+            print(f"README.md has no {begin} ... {end}; skipped")
+            continue
+        if not (ROOT / artifact).exists():
+            print(f"{artifact} is missing; run the benchmark first; {name} left as it is")
+            continue
+        table = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+        text = text[: text.index(begin) + len(begin)] + "\n" + table + "\n" + text[text.index(end):]
+        print(f"{name}: {len(table.splitlines())} lines from {artifact}")
+    readme.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
