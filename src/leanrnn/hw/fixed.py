@@ -79,7 +79,7 @@ class FixedLayer:
         return self.codes_hh.shape[0]
 
     @classmethod
-    def from_export(cls, header: dict, tensors: dict, k: int = 0, fmt: FixedFormat = FixedFormat()) -> "FixedLayer":
+    def from_export(cls, header: dict, tensors: dict, k: int = 0, fmt: FixedFormat = FixedFormat()) -> FixedLayer:
         L = header["layers"][k]
         H, mode = int(L["hidden_size"]), L["weights"]
         if mode == "fp":

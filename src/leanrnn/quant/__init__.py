@@ -22,7 +22,7 @@ A quantizer returns a tensor of the same dtype whose values are exactly ``{-a, +
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

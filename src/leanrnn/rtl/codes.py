@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..facts import CODE_ENCODING as ENCODING
 from ..facts import acc_width  # noqa: F401  (the RTL's accumulators use the one rule)
+
 #: bits per weight, per mode
 CODE_BITS = {"ternary": 2, "binary": 1, "int8": 8}
 MODES = tuple(CODE_BITS)

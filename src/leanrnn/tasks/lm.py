@@ -1,8 +1,6 @@
 """Language models: embedding → stacked LeanLSTM → linear decoder, for characters or words."""
 from __future__ import annotations
 
-from typing import Optional
-
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -13,7 +11,7 @@ class LanguageModel(nn.Module):
     """``embed_size=0`` feeds one-hot vectors straight to the LSTM, as the ICLR 2019 reference code
     does for its char-LMs (then ``W_ih`` itself is the quantized input lookup)."""
 
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1, embed_size: Optional[int] = None,
+    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int = 1, embed_size: int | None = None,
                  dropout: float = 0.0, **lstm_kw):
         super().__init__()
         embed_size = hidden_size if embed_size is None else embed_size

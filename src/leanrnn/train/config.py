@@ -12,7 +12,6 @@ import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from ..facts import TASKS, WEIGHT_MODES
 
@@ -34,8 +33,8 @@ def _f(default, help: str, choices: tuple = ()):
 class TrainConfig:
     task: str = _f("char-lm", "what to train", TASKS)
     data: str = _f("pystdlib", "data set name (see 'leanrnn data list') or a path to text")
-    data_dir: Optional[str] = _f(None, "directory or archive of a data set that is not at its default place")
-    max_chars: Optional[int] = _f(None, "cap on the training text in characters (char/word LM)")
+    data_dir: str | None = _f(None, "directory or archive of a data set that is not at its default place")
+    max_chars: int | None = _f(None, "cap on the training text in characters (char/word LM)")
     vocab_size: int = _f(10000, "word LM: keep the most frequent words, the rest become <unk>")
     permute: bool = _f(False, "classify: read pixels in a fixed random order (permuted sequential images)")
     weights: str = _f("fp", "LSTM weight mode", WEIGHT_MODES)
@@ -59,25 +58,25 @@ class TrainConfig:
     dropout: float = _f(0.0, "dropout between layers and before the decoder, in [0, 1)")
     optimizer: str = _f("adam", "optimizer", ("adam", "sgd"))
     lr: float = _f(2e-3, "learning rate")
-    lr_final: Optional[float] = _f(None, "decay the learning rate geometrically per epoch to this value")
+    lr_final: float | None = _f(None, "decay the learning rate geometrically per epoch to this value")
     clip: float = _f(1.0, "clip the gradient norm to this value (0: no clipping)")
     epochs: int = _f(10, "passes over the training data")
     batch: int = _f(64, "sequences per step (LM: parallel streams)")
     seq_len: int = _f(100, "LM: characters/words per truncated-BPTT segment")
-    steps_per_epoch: Optional[int] = _f(None, "cap on the steps of one epoch")
+    steps_per_epoch: int | None = _f(None, "cap on the steps of one epoch")
     eval_batch: int = _f(16, "LM: parallel streams when evaluating a split")
     checkpoint_every: int = _f(200, "steps between checkpoints (one is also written at each epoch end)")
     log_every: int = _f(50, "steps between rows of steps.jsonl (training loss curve)")
     seed: int = _f(0, "random seed (model, sampling, batch order)")
-    threads: Optional[int] = _f(None, "torch CPU threads (default: torch's choice)")
-    init_from: Optional[str] = _f(None, "start from the weights of a trained run directory (fine-tune into "
+    threads: int | None = _f(None, "torch CPU threads (default: torch's choice)")
+    init_from: str | None = _f(None, "start from the weights of a trained run directory (fine-tune into "
                                   "quantization and/or pruning); parts it lacks keep their initial values")
-    teacher: Optional[str] = _f(None, "distil from this trained run's outputs (a KL term on its softened "
+    teacher: str | None = _f(None, "distil from this trained run's outputs (a KL term on its softened "
                                 "distribution)")
     distill_weight: float = _f(0.5, "weight of the distillation term in [0, 1] (the rest is cross entropy)")
     distill_temp: float = _f(1.0, "softmax temperature of the distillation term")
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         hints = typing.get_type_hints(TrainConfig)
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
@@ -133,7 +132,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """Settings from a recipe, flags or a checkpoint; unknown keys and wrong types are errors."""
         d = dict(d)
         for k, neutral in _OBSOLETE.items():
