@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from leanrnn.hw.fixed import FixedFormat, FixedLayer
+from leanrnn.rtl.fixed import FixedFormat, FixedLayer
 from leanrnn.rtl.cosim import icarus_available, random_layer, run_icarus
 from leanrnn.rtl.fpga import (
     datapath,

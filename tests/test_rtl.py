@@ -4,7 +4,7 @@ from amaranth.sim import Simulator
 
 from leanrnn.cli import main
 from leanrnn.hw import Accel, Workload, simulate
-from leanrnn.hw.fixed import FixedFormat, FixedLayer
+from leanrnn.rtl.fixed import FixedFormat, FixedLayer
 from leanrnn.hw.model import matvec_cycles
 from leanrnn.rtl import SparseMatVec, ZeroSkipScanner
 from leanrnn.rtl.codes import pack_word
@@ -244,7 +244,7 @@ def test_fixed_point_tracks_the_float_runtime(tmp_path):
 
     from leanrnn.export import write_lrnn
     from leanrnn.export.exporter import model_to_lrnn
-    from leanrnn.hw.fixed import compare_with_float
+    from leanrnn.rtl.fixed import compare_with_float
     from leanrnn.runtime import Model
     from leanrnn.tasks import LanguageModel
     torch.manual_seed(0)

@@ -47,7 +47,7 @@ def _runtime(model_file: Path, ids, steps: int = 300) -> float:
 
 def run(steps: int = 600, hidden: int = 256, batch: int = 32, seq_len: int = 100, seed: int = 0,
         progress: bool = True, out: str | Path = "runs/demo", json_path: str | Path | None = None) -> dict:
-    from ..export.exporter import export_run
+    from ..export import export_run
     out = Path(out)
     print(f"leanrnn demo: char-LM on the Python standard library, hidden {hidden}, "
           f"{steps} steps of {batch}x{seq_len} characters per model")

@@ -24,7 +24,7 @@ def add_parsers(sub) -> dict:
 
 
 def export(args, argv) -> int:
-    from ..export.exporter import export_run, summary
+    from ..export import export_run, summary
     run = checks.run_dir(args.run, "export")
     out = checks.output_file(args.output, "-o", "model.lrnn", replace=("model",))
     with checks.foreign_checkpoint(run):
@@ -34,12 +34,12 @@ def export(args, argv) -> int:
 
 
 def inspect(args, argv) -> int:
-    from ..export.exporter import summary
+    from ..export import summary
     print(summary(checks.model_file(args.model)))
     return 0
 
 
 def bench(args, argv) -> int:
-    from ..runtime.bench import bench_model
+    from ..runtime import bench_model
     bench_model(str(checks.model_file(args.model)), steps=args.steps)
     return 0

@@ -44,8 +44,7 @@ def _check_types(settings: dict, cls, path: str) -> None:
 
 
 def run(args, argv) -> int:
-    from ..hw.report import print_report
-    from ..hw.trace import analyse_model, load_model, write_report
+    from ..hw import analyse_model, load_model, print_report, write_report
     src = checks.model_or_run(args.model)
     accel = accel_from(args.config)
     out = checks.output_dir(args.out or (src if src.is_dir() else src.parent), "--out")

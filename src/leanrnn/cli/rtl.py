@@ -49,7 +49,7 @@ def fpga(args) -> None:
 
 
 def generate(args) -> None:
-    from ..rtl.build import DEFAULT_ACCEL, write_matvec, write_model_step
+    from ..rtl import DEFAULT_ACCEL, write_matvec, write_model_step
     out = checks.output_dir(args.output, "-o")
     if args.model:
         r = write_model_step(checks.model_file(args.model), out)
@@ -61,7 +61,7 @@ def generate(args) -> None:
 
 
 def fixed(args) -> None:
-    from ..rtl.build import fixed_point_accuracy
+    from ..rtl import fixed_point_accuracy
     for fmt, r in fixed_point_accuracy(checks.model_file(args.model), args.steps, log=print):
         print(f"{fmt.act_bits}-bit states ({fmt.act_frac} fractional), {1 << fmt.lut_bits}-entry tables: "
               f"mean |h error| {r['mean_abs_h_error']:.4f}, max {r['max_abs_h_error']:.3f}, "
@@ -70,7 +70,7 @@ def fixed(args) -> None:
 
 
 def synth_report(args) -> None:
-    from ..rtl.synth import format_report, report
+    from ..rtl import format_report, report
     print(format_report(report(checks.output_dir(args.output, "-o"))))
 
 

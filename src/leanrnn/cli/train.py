@@ -225,7 +225,7 @@ def _evaluated(run: Path) -> tuple:
 
 
 def plot(args, argv) -> int:
-    from ..train.plots import plot_points
+    from ..train import plot_points
     out = checks.output_file(args.output, "-o", "sparsity.png", suffixes=(".png", ".pdf", ".svg"), replace=("image",))
     points = [_evaluated(checks.run_dir(r, "plot")) for r in args.runs]
     print(plot_points(points, out))

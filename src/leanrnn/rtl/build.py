@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..hw.config import Accel, HardwareConfigError
-from ..hw.fixed import FixedFormat
+from .fixed import FixedFormat
 
 #: The formats ``leanrnn rtl fixed`` compares: a narrow 12-bit datapath and the default 16-bit one.
 COMPARED_FORMATS = (FixedFormat(act_bits=12, act_frac=9, c_bits=20, c_frac=13, lut_bits=9, lut_frac=5),
@@ -50,7 +50,7 @@ def write_matvec(accel: Accel, columns: int, out: str | Path) -> dict:
 def write_model_step(model_path: str | Path, out: str | Path) -> dict:
     """``leanrnn_lstm_step.v``: a model's first-layer time step, weights and folded batch norm in ROMs."""
     from ..export import read_lrnn
-    from ..hw.fixed import FixedLayer
+    from .fixed import FixedLayer
     from .step import LstmStep
     from .synth import to_verilog
     header, tensors = read_lrnn(model_path)
@@ -66,9 +66,9 @@ def write_model_step(model_path: str | Path, out: str | Path) -> dict:
 def fixed_point_accuracy(model_path: str | Path, steps: int, log: Callable[[str], None] = print) -> list:
     """``[(format, result)]`` of ``compare_with_float`` over the model's first ``steps`` test tokens
     (random tokens, with a note, when its data set is not here)."""
-    from ..hw.fixed import compare_with_float
     from ..hw.trace import trace_inputs
     from ..runtime import Model
+    from .fixed import compare_with_float
     m = Model.load(model_path)
     _check_model(m.header, "rtl fixed")
     ids = trace_inputs(m, steps, log)

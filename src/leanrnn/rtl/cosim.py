@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hw.fixed import FixedFormat, FixedLayer
+from .fixed import FixedFormat, FixedLayer
 from .step import LstmStep
 from .synth import to_verilog
 

@@ -1,4 +1,4 @@
-"""``LstmStep``: one LSTM time step in RTL, bit-exact to ``leanrnn.hw.fixed.FixedLayer.step``.
+"""``LstmStep``: one LSTM time step in RTL, bit-exact to ``leanrnn.rtl.fixed.FixedLayer.step``.
 
 Phases: the zero-skip matrix-vector block runs over the non-zero inputs and states (two accumulator
 banks: ``W_ih x`` and ``W_hh h``); then one gate unit walks the hidden entries, one per cycle: four
@@ -13,9 +13,9 @@ from amaranth import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..hw.fixed import FixedLayer
 from .blocks import SparseMatVec
 from .codes import CODE_BITS, acc_width
+from .fixed import FixedLayer
 
 
 def _sat(v, bits):
