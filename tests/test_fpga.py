@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from leanrnn.rtl.fixed import FixedFormat, FixedLayer
 from leanrnn.rtl.cosim import icarus_available, random_layer, run_icarus
+from leanrnn.rtl.fixed import FixedFormat, FixedLayer
 from leanrnn.rtl.fpga import (
     datapath,
     largest_hidden,
@@ -50,23 +50,11 @@ def test_icarus_matches_fixed_point_reference(mode, tmp_path):
 
 @needs_icarus
 def test_icarus_on_a_trained_model(tmp_path):
-    import torch
-
+    from _models import trained_lm
     from leanrnn.export import read_lrnn, write_lrnn
     from leanrnn.export.exporter import model_to_lrnn
     from leanrnn.runtime import Model
-    from leanrnn.tasks import LanguageModel
-    torch.manual_seed(0)
-    lm = LanguageModel(10, 4, embed_size=3, weights="ternary", batch_norm=True, state_sparsity=0.5)
-    opt = torch.optim.Adam(lm.parameters(), 1e-2)
-    for _ in range(20):
-        ids = torch.randint(0, 10, (6, 16))
-        logits, _ = lm(ids[:-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), ids[1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    lm.eval()
+    lm = trained_lm(weights="ternary", batch_norm=True, state_sparsity=0.5)
     header, tensors = model_to_lrnn(lm, {"task": "char-lm"}, [str(i) for i in range(10)])
     write_lrnn(tmp_path / "m.lrnn", header, tensors)
     fmt = SMALL

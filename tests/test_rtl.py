@@ -4,11 +4,11 @@ from amaranth.sim import Simulator
 
 from leanrnn.cli import main
 from leanrnn.hw import Accel, Workload, simulate
-from leanrnn.rtl.fixed import FixedFormat, FixedLayer
 from leanrnn.hw.model import matvec_cycles
 from leanrnn.rtl import SparseMatVec, ZeroSkipScanner
 from leanrnn.rtl.codes import pack_word
 from leanrnn.rtl.cosim import random_layer
+from leanrnn.rtl.fixed import FixedFormat, FixedLayer
 from leanrnn.rtl.step import LstmStep
 from leanrnn.rtl.synth import to_verilog
 
@@ -211,23 +211,11 @@ def test_lstm_step_random(mode):
 
 
 def test_lstm_step_on_a_trained_model(tmp_path):
-    import torch
-
+    from _models import trained_lm
     from leanrnn.export import read_lrnn, write_lrnn
     from leanrnn.export.exporter import model_to_lrnn
     from leanrnn.runtime import Model
-    from leanrnn.tasks import LanguageModel
-    torch.manual_seed(0)
-    lm = LanguageModel(10, 4, embed_size=3, weights="ternary", batch_norm=True, state_sparsity=0.5)
-    opt = torch.optim.Adam(lm.parameters(), 1e-2)
-    for _ in range(20):
-        ids = torch.randint(0, 10, (6, 16))
-        logits, _ = lm(ids[:-1])
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), ids[1:].reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    lm.eval()
+    lm = trained_lm(weights="ternary", batch_norm=True, state_sparsity=0.5)
     header, tensors = model_to_lrnn(lm, {"task": "char-lm"}, [str(i) for i in range(10)])
     write_lrnn(tmp_path / "m.lrnn", header, tensors)
     header, tensors = read_lrnn(tmp_path / "m.lrnn")

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
+from _models import trained_lm
 from leanrnn.export import (
     ModelFormatError,
     pack_codes,
@@ -17,22 +18,13 @@ from leanrnn.export import (
 from leanrnn.export.exporter import model_to_lrnn, summary
 from leanrnn.export.format import checksum
 from leanrnn.runtime import Model
-from leanrnn.tasks import LanguageModel, SeqClassifier
+from leanrnn.tasks import SeqClassifier
 from leanrnn.train import evaluate_lm
 
 
 def _trained_lm(weights, bn, sparsity, embed=8, layers=1, V=12, H=16):
-    torch.manual_seed(0)
-    m = LanguageModel(V, H, num_layers=layers, embed_size=embed, weights=weights, batch_norm=bn,
+    return trained_lm(V=V, H=H, embed=embed, layers=layers, steps=6, weights=weights, batch_norm=bn,
                       state_sparsity=sparsity)
-    opt = torch.optim.Adam(m.parameters(), 1e-2)
-    for _ in range(6):  # moves BN statistics and pruning thresholds off their initial values
-        logits, _ = m(torch.randint(0, V, (9, 8)))
-        loss = logits.logsumexp(-1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return m.eval()
 
 
 def _export(model, tmp_path, task="char-lm", vocab=None):
@@ -282,8 +274,11 @@ def test_nan_in_the_gates_does_not_raise_inside_compiled_code():
 def test_generate_refuses_overflowing_logits(tmp_path):
     model = _trained_lm("ternary", False, 0.0)
     header, tensors = model_to_lrnn(model, {"task": "char-lm"}, [chr(97 + i) for i in range(12)])
-    tensors["out.weight"] = np.full_like(tensors["out.weight"], 3e38)  # finite, but h @ W.T overflows
-    tensors["out.weight"][1::2] *= -1
+    # Finite weights whose products overflow: every term of h @ W.T + b has the sign of the bias.
+    top = np.finfo(np.float32).max
+    h = Model(header, tensors).run(np.arange(12))[1].h[0][0]
+    tensors["out.weight"] = np.tile(np.sign(h).astype(np.float32) * top, (12, 1))
+    tensors["out.bias"] = np.full(12, top, np.float32)
     write_lrnn(tmp_path / "m.lrnn", header, tensors)
     m = Model.load(tmp_path / "m.lrnn")
     with np.errstate(over="ignore"):

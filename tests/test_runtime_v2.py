@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.numpy import save_file
 
+from _models import trained_lm
 from leanrnn.export import read_lrnn, write_lrnn
 from leanrnn.export.exporter import model_to_lrnn, summary
 from leanrnn.export.format import checksum
@@ -20,16 +21,7 @@ VOCAB = [chr(97 + i) for i in range(V)]
 
 
 def _lm(weights, layers=1, H=16, embed=8, **kw):
-    torch.manual_seed(0)
-    m = LanguageModel(V, H, num_layers=layers, embed_size=embed, weights=weights, **kw)
-    opt = torch.optim.Adam(m.parameters(), 1e-2)
-    for _ in range(6):  # moves statistics, gains and thresholds off their initial values
-        logits, _ = m(torch.randint(0, V, (9, 8)))
-        loss = logits.logsumexp(-1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return m.eval()
+    return trained_lm(V=V, H=H, embed=embed, layers=layers, steps=6, weights=weights, **kw)
 
 
 def _load(model, tmp_path, compact=False, config=None):
