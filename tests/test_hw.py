@@ -15,7 +15,6 @@ from leanrnn.hw import (
     amdahl_bound,
     analytic,
     simulate,
-    weight_memory_bits,
 )
 from leanrnn.hw.presets import PRESETS, SOURCES, Assumed, Sourced
 
@@ -126,9 +125,9 @@ def test_cycles_do_not_depend_on_the_technology(cw, d):
 @given(configs())
 def test_weight_memory_scales_with_bit_width(cw):
     a, wl = cw
-    one = weight_memory_bits(wl, 1)
+    one = analytic(dataclasses.replace(a, weight_bits=1), wl).weight_bits
     assert one == wl.weight_count() > 0
-    assert analytic(a, wl).weight_bits == weight_memory_bits(wl, a.weight_bits) == a.weight_bits * one
+    assert analytic(a, wl).weight_bits == a.weight_bits * one
 
 
 def test_trace_matches_analytic_for_random_masks():

@@ -256,5 +256,3 @@ def simulate(a: Accel, wl: Workload, state_masks: list[np.ndarray], input_mask: 
     return r
 
 
-def weight_memory_bits(wl: Workload, weight_bits: int) -> int:
-    return wl.weight_count() * weight_bits

@@ -18,18 +18,25 @@ def _plt():
 
 
 def plot_curves(run_dir: str | Path) -> Path | None:
-    """``curves.png``: training loss and validation metric per epoch."""
+    """``curves.png``: the training loss every ``--log-every`` steps (``steps.jsonl``) with each epoch's
+    mean, and the validation metric per epoch against the same step axis, so a short run still
+    draws a curve."""
     rows = read_metrics(run_dir)
     if not rows:
         return None
+    p = Path(run_dir) / "steps.jsonl"
+    steps = [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
     plt = _plt()
     metric = next(k[6:] for k in rows[0] if k.startswith("valid_") and k != "valid_state_sparsity")
-    ep = [r["epoch"] for r in rows]
+    at = [r["step"] for r in rows]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-    ax[0].plot(ep, [r["train_loss"] for r in rows], marker="o")
-    ax[0].set(xlabel="epoch", ylabel="training loss (nats/token)", title="training loss")
-    ax[1].plot(ep, [r[f"valid_{metric}"] for r in rows], marker="o", color="C1")
-    ax[1].set(xlabel="epoch", ylabel=f"validation {metric}", title=f"validation {metric}")
+    if steps:
+        ax[0].plot([r["step"] for r in steps], [r["train_loss"] for r in steps], lw=0.8, alpha=0.6, label="steps")
+    ax[0].plot(at, [r["train_loss"] for r in rows], marker="o", label="epoch mean")
+    ax[0].set(xlabel="step", ylabel="training loss (nats/token)", title="training loss")
+    ax[0].legend(fontsize=8)
+    ax[1].plot(at, [r[f"valid_{metric}"] for r in rows], marker="o", color="C1")
+    ax[1].set(xlabel="step", ylabel=f"validation {metric}", title=f"validation {metric} after each epoch")
     for a in ax:
         a.grid(alpha=0.3)
     fig.tight_layout()
