@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..data import load_images, load_text
+from ..data import load_for_task
 from ..facts import METRIC, WEIGHT_BITS
 from ..tasks import LanguageModel, SeqClassifier
 from .checkpoint import load_checkpoint, save_atomic
@@ -45,10 +45,7 @@ class TrainingError(RuntimeError):
 
 
 def load_data(cfg: TrainConfig):
-    if cfg.task == "classify":
-        return load_images(cfg.data, cfg.data_dir, permute=cfg.permute, seed=cfg.seed)
-    return load_text(cfg.data, "char" if cfg.task == "char-lm" else "word", cfg.data_dir, cfg.max_chars,
-                     cfg.vocab_size)
+    return load_for_task(cfg.task, cfg.data, cfg.data_dir, cfg.max_chars, cfg.vocab_size, cfg.permute, cfg.seed)
 
 
 def build_model(cfg: TrainConfig, vocab_size: int | None = None):
