@@ -4,9 +4,9 @@ Recurrent batch normalization (Cooijmans et al., 2017) as the ICLR 2019 referenc
 time step ``t`` keeps its own running mean and variance, because the statistics of ``W_h h_t`` drift
 over the first steps of a sequence. The running statistics are stored as ``(T, F)`` buffers that
 grow to the longest sequence seen in training; in eval mode a step beyond that length uses the last
-stored step, as Cooijmans et al. do. Batch statistics use the biased variance, like the reference. The normalization itself runs inside
-the layer's time loop (``leanrnn.nn.recurrence``); this module holds its gains, shifts and running
-statistics.
+stored step, as Cooijmans et al. do. Batch statistics use the biased variance, like the reference.
+The normalization itself runs inside the layer's time loop (``leanrnn.nn.recurrence``); this module
+holds its gains, shifts and running statistics.
 
 With ``shared=True`` all steps share one row of running statistics (each batch's statistics pooled over
 its steps): the eval-mode normalization is then the same at every step, folds into

@@ -3,52 +3,80 @@ learned state pruning.
 
 One layer computes, for each step ``t`` (gate order ``i, f, g, o`` as in ``nn.LSTM``)::
 
-    z_t = BN_x(Q(W_ih) x_t) + BN_h(Q(W_hh) h_{t-1}) + b_ih + b_hh
+    z_t = BN_x(Q(W_ih) x_t) + BN_h(Q(W_hh) r_{t-1}) + b_ih + b_hh
     c_t = sigmoid(f_t) * c_{t-1} + sigmoid(i_t) * tanh(g_t)
-    h_t = P( sigmoid(o_t) * tanh(BN_c(c_t)) )
+    h_t = sigmoid(o_t) * tanh(BN_c(c_t))
+    r_t = P(h_t)          or, with proj_size > 0 (LSTMP),  r_t = P(Q(W_hr) h_t)
 
-``Q`` is the weight quantizer of ``leanrnn.quant`` (identity for ``weights="fp"``), sampled once per
-forward pass and shared by every step; ``BN_*`` are per-time-step batch norms (identity unless
-``batch_norm=True``); ``P`` is the state pruner (identity unless ``state_sparsity > 0``).
+``r_t`` is the output and the state fed back. ``Q`` is the weight quantizer of ``leanrnn.quant``
+(identity for ``weights="fp"``), sampled once per forward pass and shared by every step; ``BN_*`` are
+per-time-step batch norms (identity unless ``batch_norm=True``); ``P`` is the state pruner (identity
+unless ``state_sparsity > 0``). With ``bidirectional=True`` a second direction with its own weights,
+norms and pruner reads each sequence backwards, and the layer's output is both directions' ``r_t``
+concatenated, as in ``nn.LSTM``.
 
 Choices, after the ICLR 2019 reference code (see ``leanrnn.quant`` and ``leanrnn.nn.batchnorm``):
 
-* BN of ``W_ih x`` has a gain only, BN of ``W_hh h`` a gain, and the biases ``b_ih + b_hh`` serve as
+* BN of ``W_ih x`` has a gain only, BN of ``W_hh r`` a gain, and the biases ``b_ih + b_hh`` serve as
   the shift; all gains start at 0.1 and the forget-gate bias at 1. ``c_t`` is normalized only where it
   enters the output ``tanh``; the recurrence carries the raw ``c_t``.
 * Quantized or batch-normalized layers start from orthogonal latent weights, as in the reference
   (their entries then sit inside ``[-a, a]``); plain fp layers keep ``nn.LSTM``'s initialization.
 * BN statistics are indexed from step 0 at every call: a truncated-BPTT segment counts its steps
-  from 0 even when the state is carried over, as the reference does.
-* ``c_t`` is never pruned: only ``h_t`` feeds the recurrent matrix-vector product.
-* ``weight_norm=True`` replaces the batch norms: ``z_t = D_ih Q(W_ih) x_t + D_hh Q(W_hh) h_{t-1} + b``
-  with ``D = diag(g / ||Q(W)_row||)`` and learned gains ``g`` (Hou et al., NeurIPS 2019). It keeps
-  the products' scale under control without statistics, so one scale per row serves every step.
+  from 0 even when the state is carried over, as the reference does. The reverse direction counts
+  its own steps (step 0 is a sequence's last element). In a ``PackedSequence`` a step's statistics
+  are over the sequences still running.
+* ``c_t`` is never pruned: only ``r_t`` feeds the recurrent matrix-vector product. With a projection
+  the projected ``r_t`` is pruned (it is what ``W_hh`` reads); ``W_hr h_t`` has no batch norm, as
+  ``BN_h`` follows it.
+* ``weight_norm=True`` replaces the batch norms: ``z_t = D_ih Q(W_ih) x_t + D_hh Q(W_hh) r_{t-1} + b``
+  with ``D = diag(g / ||Q(W)_row||)`` and learned gains ``g`` (Hou et al., NeurIPS 2019), and
+  likewise ``D_hr`` for the projection. It keeps the products' scale under control without
+  statistics, so one scale per row serves every step.
+
+The parts ``nn.LSTM`` lacks live under ``layers.{k * num_directions + d}`` (``layers.0`` … for a
+one-way LSTM). A state_dict without any of them, e.g. a trained ``nn.LSTM``'s, loads strictly: those
+parts keep their initial values, and weight-norm gains start at the loaded rows' norms (their
+initialization rule), so an fp model with weight norm reproduces the loaded ``nn.LSTM``.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+import numbers
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
 
-from ..quant import check_mode, codes, glorot_scale, quantize
-from .batchnorm import SeqBatchNorm
-from .prune import StatePruner
-from .recurrence import LoopConfig, recurrence
+from ..quant import check_mode, quantize
+from .layer import _Layer, layer_export, row_factor, run_direction
+from .steps import Steps
 
 __all__ = ["LeanLSTM", "LeanLSTMCell"]
 
-_BN_GAMMA = 0.1
 
-
-def _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, batch_norm=False, weight_norm=False,
-                dropout=0.0, num_layers=1):
+def _check_args(input_size, hidden_size, bias, weights, state_sparsity, bn_stats, batch_norm, weight_norm,
+                num_layers=1, batch_first=False, dropout=0.0, proj_size=0):
+    """``nn.LSTM``'s checks (same exception types and messages), then the extra arguments'."""
+    if not isinstance(dropout, numbers.Number) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+        raise ValueError("dropout should be a number in range [0, 1] representing the probability of an "
+                         "element being zeroed")
+    for name, v in (("bias", bias), ("batch_first", batch_first)):
+        if not isinstance(v, bool):
+            raise TypeError(f"{name} should be of type bool, got: {type(v).__name__}")
+    for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
+                    ("proj_size", proj_size)):
+        if not isinstance(v, int):
+            raise TypeError(f"{name} should be of type int, got: {type(v).__name__}")
     for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name}={v!r} must be a positive integer")
+        if v <= 0:
+            raise ValueError(f"{name} must be greater than zero")
+    if proj_size < 0:
+        raise ValueError("proj_size should be a positive integer or zero to disable projections")
+    if proj_size >= hidden_size:
+        raise ValueError("proj_size has to be smaller than hidden_size")
     check_mode(weights)
     if bn_stats not in ("step", "shared"):
         raise ValueError(f"bn_stats={bn_stats!r} is not supported; use 'step' or 'shared'")
@@ -56,140 +84,80 @@ def _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, batc
         raise ValueError("batch_norm and weight_norm are alternatives; choose one")
     if not isinstance(state_sparsity, (int, float)) or not 0.0 <= state_sparsity < 1.0:
         raise ValueError(f"state_sparsity={state_sparsity!r} must be a number in [0, 1)")
-    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
-        raise ValueError(f"dropout={dropout!r} must be a number in [0, 1]")
-
-
-class _Layer(nn.Module):
-    """The non-parameter parts of one layer: its batch norms and its state pruner."""
-
-    def __init__(self, hidden_size: int, batch_norm: bool, bn_stats: str, weight_norm: bool, state_sparsity: float,
-                 bn_momentum: float, prune_momentum: float, prune_warmup: int, prune_grad: str):
-        super().__init__()
-        g = 4 * hidden_size
-        if weight_norm:  # per-row gains; set to the initial latent rows' norms by _init_params
-            self.wn_ih = nn.Parameter(torch.ones(g))
-            self.wn_hh = nn.Parameter(torch.ones(g))
-        else:
-            self.register_parameter("wn_ih", None)
-            self.register_parameter("wn_hh", None)
-        if batch_norm:
-            kw = dict(gamma_init=_BN_GAMMA, momentum=bn_momentum, shared=bn_stats == "shared")
-            self.bn_ih = SeqBatchNorm(g, bias=False, **kw)
-            self.bn_hh = SeqBatchNorm(g, bias=False, **kw)
-            self.bn_c = SeqBatchNorm(hidden_size, bias=True, **kw)
-        else:
-            self.bn_ih = self.bn_hh = self.bn_c = None
-        self.pruner = StatePruner(state_sparsity, momentum=prune_momentum, warmup_steps=prune_warmup,
-                                  grad=prune_grad)
-
-
-def _run_layer(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Optional[Tensor],
-               lay: _Layer, t0: int, training: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Run one layer over ``x`` of shape ``(T, B, I)``; returns ``(outputs, h_T, c_T)``."""
-    steps = x.shape[0]
-    xp = torch.matmul(x, w_ih.t())  # all input projections in one product
-    pruner = lay.pruner
-    cfg = LoopConfig(threshold=pruner.threshold if pruner.active else None, prune_ste=pruner.grad == "ste")
-    bn = () if lay.bn_ih is None else (lay.bn_ih, lay.bn_hh, lay.bn_c)
-    if bn:
-        cfg.bn, cfg.bn_train, cfg.eps = True, training, lay.bn_hh.eps
-        if not training:
-            cfg.running = tuple(s for m in bn for s in m.running_stats(t0, steps))
-    gains = (bn[0].weight, bn[1].weight, bn[2].weight, bn[2].bias) if bn else ()
-    out, h, c, hpre, stats = recurrence(xp, h, c, w_hh, bias, *gains, cfg=cfg)
-    if stats is not None:
-        for k, m in enumerate(bn):
-            m.track(stats[2 * k], stats[2 * k + 1], t0)
-    if pruner.active and training:
-        pruner.update(hpre, out)
-    pruner.record(out)
-    return out, h, c
-
-
-def _row_factor(q: Tensor, gain: Tensor) -> Tensor:
-    """Weight normalization's per-row factor ``g / ||q_row||`` (a zero row stays zero)."""
-    return gain / q.norm(dim=1).clamp_min(1e-12)
-
-
-def _layer_export(weights: str, w_ih: Tensor, w_hh: Tensor, bias: Optional[Tensor], lay: _Layer) -> dict:
-    def mat(w, gain):
-        w = w.detach()
-        if weights == "fp":
-            return {"weight": (w if gain is None else w * _row_factor(w, gain.detach()).unsqueeze(1)).cpu().clone()}
-        q, a = codes(w, weights)
-        if gain is None:
-            return {"codes": q.cpu(), "scale": a}
-        # weight normalization folds into one scale per row: a * g / ||a q_row||
-        return {"codes": q.cpu(), "scale": (a * _row_factor(q.to(w.dtype) * a, gain.detach())).cpu().clone()}
-
-    d = {"weights": weights, "weight_ih": mat(w_ih, lay.wn_ih), "weight_hh": mat(w_hh, lay.wn_hh),
-         "bias": None if bias is None else bias.detach().cpu().clone(),
-         "prune_threshold": float(lay.pruner.threshold) if lay.pruner.active else 0.0,
-         "batch_norm": None}
-    if lay.bn_ih is not None:
-        d["batch_norm"] = {
-            name: {"gamma": m.weight.detach().cpu().clone(),
-                   "beta": None if m.bias is None else m.bias.detach().cpu().clone(),
-                   "running_mean": m.running_mean.cpu().clone(), "running_var": m.running_var.cpu().clone(),
-                   "eps": m.eps}
-            for name, m in (("ih", lay.bn_ih), ("hh", lay.bn_hh), ("c", lay.bn_c))}
-    return d
 
 
 class _LeanBase(nn.Module):
-    """Shared configuration, initialization and weight quantization."""
+    """Shared configuration, initialization, weight quantization and state_dict loading."""
 
     def _setup(self, input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, weight_norm,
-               state_sparsity, bn_momentum, prune_momentum, prune_warmup, prune_grad):
+               state_sparsity, proj_size=0):
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.bias = bool(bias)
+        self.proj_size = proj_size
+        self.bias = bias
         self.weights = weights
         self.stochastic = bool(stochastic)
         self.batch_norm = bool(batch_norm)
         self.bn_stats = bn_stats
         self.weight_norm = bool(weight_norm)
         self.state_sparsity = float(state_sparsity)
-        self._layer_kw = dict(batch_norm=self.batch_norm, bn_stats=bn_stats, weight_norm=self.weight_norm,
-                              state_sparsity=self.state_sparsity,
-                              bn_momentum=bn_momentum, prune_momentum=prune_momentum,
-                              prune_warmup=prune_warmup, prune_grad=prune_grad)
 
-    def _init_params(self, params: list[tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]]) -> None:
+    def _new_layer(self, **kw) -> _Layer:
+        return _Layer(self.hidden_size, self.proj_size, self.batch_norm, self.bn_stats, self.weight_norm,
+                      self.state_sparsity, **kw)
+
+    def _init_params(self) -> None:
         H = self.hidden_size
         with torch.no_grad():
-            for w_ih, w_hh, b_ih, b_hh in params:
+            for w_ih, w_hh, b_ih, b_hh, w_hr in self._all_params():
                 if self.weights == "fp" and not self.batch_norm:
                     k = 1.0 / math.sqrt(H)  # nn.LSTM's own initialization
-                    for p in (w_ih, w_hh, b_ih, b_hh):
+                    for p in (w_ih, w_hh, b_ih, b_hh, w_hr):
                         if p is not None:
                             p.uniform_(-k, k)
                     continue
-                nn.init.orthogonal_(w_ih)
-                nn.init.orthogonal_(w_hh)
+                for w in (w_ih, w_hh, w_hr):
+                    if w is not None:
+                        nn.init.orthogonal_(w)
                 if b_ih is not None:
                     b_ih.zero_()
                     b_hh.zero_()
                     b_ih[H:2 * H] = 1.0  # forget-gate bias
+            for lay, p in zip(self._lean_layers(), self._all_params()):
+                for gain, w in zip((lay.wn_ih, lay.wn_hh, lay.wn_hr), (p[0], p[1], p[4])):
+                    if gain is not None:  # weight-norm gains start at the latent rows' norms
+                        gain.copy_(w.norm(dim=1))
 
-    def _check_input(self, input, ranks: tuple[int, int], shapes: str) -> bool:
-        """Validate rank and feature size; returns whether the input is batched."""
-        if not isinstance(input, Tensor) or input.dim() not in ranks:
-            got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-            raise ValueError(f"input must be {shapes}, got {got}")
-        if input.shape[-1] != self.input_size:
-            raise ValueError(f"input.size(-1) must be input_size={self.input_size}, got {input.shape[-1]}")
-        return input.dim() == ranks[1]
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # An nn.LSTM state_dict (none of the extra parts) loads strictly: the extra parts keep their
+        # initial values, the weight-norm gains start at the loaded rows' norms.
+        sub = "layers." if hasattr(self, "layers") else "layer."
+        if not any(k.startswith(prefix + sub) for k in state_dict):
+            names = self._param_names()
+            for j, lay in enumerate(self._lean_layers()):
+                at = f"{prefix}{sub}{j}." if sub == "layers." else prefix + sub
+                state_dict.update(lay.state_dict(prefix=at))
+                for gain, w in (("wn_ih", names[j][0]), ("wn_hh", names[j][1]), ("wn_hr", names[j][4])):
+                    if getattr(lay, gain) is not None and prefix + w in state_dict:
+                        state_dict[at + gain] = state_dict[prefix + w].norm(dim=1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _all_params(self):
+        return [tuple(None if n is None else getattr(self, n) for n in names) for names in self._param_names()]
 
     @staticmethod
     def _check_state(hx, want: tuple) -> tuple[Tensor, Tensor]:
         if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
             raise ValueError("hx must be a tuple (h_0, c_0)")
-        for name, s in zip(("h_0", "c_0"), hx):
-            if tuple(s.shape) != want:
-                raise ValueError(f"{name} must have shape {want}, got {tuple(s.shape)}")
+        for name, s, shape in zip(("h_0", "c_0"), hx, want):
+            if not isinstance(s, Tensor) or tuple(s.shape) != shape:
+                got = tuple(s.shape) if isinstance(s, Tensor) else type(s).__name__
+                raise ValueError(f"{name} must have shape {shape}, got {got}")
         return hx[0], hx[1]
+
+    def _check_features(self, x: Tensor) -> None:
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input.size(-1) must be input_size={self.input_size}, got {x.shape[-1]}")
 
     def _lean_layers(self) -> list[_Layer]:
         return list(self.layers) if hasattr(self, "layers") else [self.layer]
@@ -206,42 +174,64 @@ class _LeanBase(nn.Module):
         ``run()`` makes eval-mode forward passes over calibration data. A threshold changes the states
         it is measured on (fewer states fed back, smaller ones next), so a quantile of one pass
         oscillates; the measured fraction of zeros rises with the threshold, so bisection on it
-        converges. ``|h| < 1`` bounds the search; layers go bottom-up (a layer's input depends on the
-        layers below). The result is the smallest threshold found that reaches the target level."""
+        converges. ``|h| < 1`` bounds the search (with a projection, ``|r_i| < sum_j |W_hr[i, j]|``);
+        layers go bottom-up (a layer's input depends on the layers below). The result is the smallest
+        threshold found that reaches the target level."""
         was = self.training
         self.eval()
-        for lay in self._lean_layers():
-            p = lay.pruner
-            if not p.active:
+        for lay, p in zip(self._lean_layers(), self._all_params()):
+            pruner = lay.pruner
+            if not pruner.active:
                 continue
-            level, lo, hi = p.target_level(), 0.0, 1.0
+            w_hr = self._weight(p[4], lay.wn_hr)
+            level, lo, hi = pruner.target_level(), 0.0, 1.0 if w_hr is None else float(w_hr.abs().sum(1).max())
             for _ in range(iters):
-                p.threshold.fill_((lo + hi) / 2)
-                p.reset_stats()
+                pruner.threshold.fill_((lo + hi) / 2)
+                pruner.reset_stats()
                 run()
-                if p.measured() >= level:
-                    hi = float(p.threshold)
+                if pruner.measured() >= level:
+                    hi = float(pruner.threshold)
                 else:
-                    lo = float(p.threshold)
-            p.threshold.fill_(hi)
+                    lo = float(pruner.threshold)
+            pruner.threshold.fill_(hi)
         self.reset_state_stats()
         self.train(was)
 
-    def _quantize(self, w: Tensor) -> Tensor:
-        return quantize(w, self.weights, stochastic=self.stochastic and self.training)
-
-    def _weight(self, w: Tensor, gain: Optional[Tensor]) -> Tensor:
+    def _weight(self, w: Tensor | None, gain: Tensor | None) -> Tensor | None:
         """The matrix a step uses: quantized, then (weight normalization) each row scaled to norm ``g``."""
-        q = self._quantize(w)
-        return q if gain is None else q * _row_factor(q, gain).unsqueeze(1)
+        if w is None:
+            return None
+        q = quantize(w, self.weights, stochastic=self.stochastic and self.training)
+        return q if gain is None else q * row_factor(q, gain).unsqueeze(1)
 
-    @torch.no_grad()
-    def _init_gains(self) -> None:
-        """Weight-normalization gains start at the initial latent rows' norms (the fp scale)."""
-        for lay, (w_ih, w_hh, _, _) in zip(self._lean_layers(), self._all_params()):
-            if lay.wn_ih is not None:
-                lay.wn_ih.copy_(w_ih.norm(dim=1))
-                lay.wn_hh.copy_(w_hh.norm(dim=1))
+    def _run(self, j: int, x: Tensor, h: Tensor, c: Tensor, steps: Steps, t0: int = 0):
+        """Run layer direction ``j`` (parameters ``_param_names()[j]``) over flat rows."""
+        w_ih, w_hh, b_ih, b_hh, w_hr = self._all_params()[j]
+        lay = self._lean_layers()[j]
+        bias = None if b_ih is None else b_ih + b_hh
+        return run_direction(x, h, c, self._weight(w_ih, lay.wn_ih), self._weight(w_hh, lay.wn_hh), bias,
+                             self._weight(w_hr, lay.wn_hr), lay, steps, t0, self.training)
+
+    def state_stats(self) -> list[float]:
+        """Measured fraction of zeros in the states fed back, per layer direction (``layers``' order),
+        since the last reset (``nan`` for one that has run no step or does not prune)."""
+        return [lay.pruner.measured() for lay in self._lean_layers()]
+
+    def reset_state_stats(self) -> None:
+        for lay in self._lean_layers():
+            lay.pruner.reset_stats()
+
+    def quantized_weights(self) -> list[dict]:
+        """Per layer direction, in ``h_n``'s order (``k * num_directions + d``): int8 codes and scale of
+        each matrix (or fp weights; ``weight_hr`` is ``None`` without projection), the summed bias, the
+        batch-norm gains, shifts and running statistics, the pruning threshold, ``layer`` (``k``) and
+        ``reverse`` (``d == 1``): all that is needed to reproduce eval-mode outputs without torch."""
+        out = []
+        D = 2 if getattr(self, "bidirectional", False) else 1
+        for j, (lay, (w_ih, w_hh, b_ih, b_hh, w_hr)) in enumerate(zip(self._lean_layers(), self._all_params())):
+            bias = None if b_ih is None else b_ih + b_hh
+            out.append(layer_export(self.weights, w_ih, w_hh, bias, w_hr, lay, j // D, j % D == 1))
+        return out
 
     def _extra(self) -> str:
         s = f"weights={self.weights!r}"
@@ -259,56 +249,66 @@ class _LeanBase(nn.Module):
 class LeanLSTM(_LeanBase):
     """Drop-in ``nn.LSTM`` with binary/ternary weights, batch norm and state pruning.
 
-    Takes ``nn.LSTM``'s arguments (``input_size, hidden_size, num_layers, bias, batch_first,
-    dropout``) and shapes, and loads an ``nn.LSTM`` state_dict. Extra arguments:
+    Takes ``nn.LSTM``'s arguments (``input_size, hidden_size, num_layers, bias, batch_first, dropout,
+    bidirectional, proj_size, device, dtype``), checks them as it does, takes the same inputs
+    (including ``PackedSequence``) and states, and has the same parameter names. Extra arguments:
 
     weights: ``"fp"``, ``"binary"`` or ``"ternary"``.
     stochastic: sample the quantized weights in training (deterministic rounding in eval regardless).
-    batch_norm: batch norm of ``W_ih x``, ``W_hh h`` and ``c`` (see module docstring).
+    batch_norm: batch norm of ``W_ih x``, ``W_hh r`` and ``c`` (see module docstring).
     bn_stats: ``"step"``: running statistics per time step (the paper's); ``"shared"``: one set for
         all steps (time-independent inference, see ``SeqBatchNorm``).
-    weight_norm: instead of batch norm, scale each row of the (quantized) ``W_ih`` and ``W_hh`` to a
-        learned norm ``g`` (Hou et al., NeurIPS 2019): no statistics, so training and inference agree
-        and the scales fold into one per row.
-    state_sparsity: target fraction of zeros in the hidden state fed back, in ``[0, 1)``.
+    weight_norm: instead of batch norm, scale each row of the (quantized) matrices to a learned norm
+        ``g`` (Hou et al., NeurIPS 2019): no statistics, so training and inference agree and the
+        scales fold into one per row.
+    state_sparsity: target fraction of zeros in the state fed back, in ``[0, 1)``.
     bn_momentum, prune_momentum, prune_warmup, prune_grad: see ``SeqBatchNorm`` and ``StatePruner``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, weights: str = "fp",
-                 stochastic: bool = True, batch_norm: bool = False, state_sparsity: float = 0.0, *,
-                 bn_stats: str = "step", weight_norm: bool = False, bn_momentum: float = 0.05,
-                 prune_momentum: float = 0.1, prune_warmup: int = 0, prune_grad: str = "mask"):
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
+                 device=None, dtype=None, *, weights: str = "fp", stochastic: bool = True, batch_norm: bool = False,
+                 state_sparsity: float = 0.0, bn_stats: str = "step", weight_norm: bool = False,
+                 bn_momentum: float = 0.05, prune_momentum: float = 0.1, prune_warmup: int = 0,
+                 prune_grad: str = "mask"):
         super().__init__()
-        _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, batch_norm, weight_norm, dropout,
-                    num_layers)
+        _check_args(input_size, hidden_size, bias, weights, state_sparsity, bn_stats, batch_norm, weight_norm,
+                    num_layers, batch_first, dropout, proj_size)
         self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, weight_norm,
-                    state_sparsity,
-                    bn_momentum, prune_momentum, prune_warmup, prune_grad)
+                    state_sparsity, proj_size)
         self.num_layers = num_layers
-        self.batch_first = bool(batch_first)
+        self.batch_first = batch_first
         self.dropout = float(dropout)
-        G = 4 * hidden_size
+        self.bidirectional = bool(bidirectional)
+        D, G, R = self.num_directions, 4 * hidden_size, proj_size or hidden_size
         for k in range(num_layers):
-            n_in = input_size if k == 0 else hidden_size
-            setattr(self, f"weight_ih_l{k}", nn.Parameter(torch.empty(G, n_in)))
-            setattr(self, f"weight_hh_l{k}", nn.Parameter(torch.empty(G, hidden_size)))
-            if self.bias:
-                setattr(self, f"bias_ih_l{k}", nn.Parameter(torch.empty(G)))
-                setattr(self, f"bias_hh_l{k}", nn.Parameter(torch.empty(G)))
-            else:
-                self.register_parameter(f"bias_ih_l{k}", None)
-                self.register_parameter(f"bias_hh_l{k}", None)
-        self.layers = nn.ModuleList(_Layer(hidden_size, **self._layer_kw) for _ in range(num_layers))
-        self._init_params(self._all_params())
-        self._init_gains()
+            for sfx in ("", "_reverse")[:D]:
+                n_in = input_size if k == 0 else R * D
+                setattr(self, f"weight_ih_l{k}{sfx}", nn.Parameter(torch.empty(G, n_in)))
+                setattr(self, f"weight_hh_l{k}{sfx}", nn.Parameter(torch.empty(G, R)))
+                for name in (f"bias_ih_l{k}{sfx}", f"bias_hh_l{k}{sfx}"):
+                    self.register_parameter(name, nn.Parameter(torch.empty(G)) if bias else None)
+                if proj_size:
+                    setattr(self, f"weight_hr_l{k}{sfx}", nn.Parameter(torch.empty(proj_size, hidden_size)))
+        kw = dict(bn_momentum=bn_momentum, prune_momentum=prune_momentum, prune_warmup=prune_warmup,
+                  prune_grad=prune_grad)
+        self.layers = nn.ModuleList(self._new_layer(**kw) for _ in range(num_layers * D))
+        self._init_params()
+        self.to(device=device, dtype=dtype)
 
-    def _all_params(self):
-        return [self._params(k) for k in range(self.num_layers)]
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
-    def _params(self, k: int):
-        return (getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}"),
-                getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}"))
+    def _param_names(self) -> list[tuple]:
+        """Per layer direction (``k * num_directions + d``): names of ``w_ih, w_hh, b_ih, b_hh, w_hr``."""
+        out = []
+        for k in range(self.num_layers):
+            for sfx in ("", "_reverse")[: self.num_directions]:
+                out.append((f"weight_ih_l{k}{sfx}", f"weight_hh_l{k}{sfx}",
+                            f"bias_ih_l{k}{sfx}" if self.bias else None, f"bias_hh_l{k}{sfx}" if self.bias else None,
+                            f"weight_hr_l{k}{sfx}" if self.proj_size else None))
+        return out
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
@@ -318,116 +318,114 @@ class LeanLSTM(_LeanBase):
             s += ", batch_first=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s + ", " + self._extra()
 
-    def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None):
-        batched = self._check_input(input, (2, 3), f"2-D (seq, {self.input_size}) unbatched or 3-D batched")
-        x = input if batched else input.unsqueeze(1)
-        if batched and self.batch_first:
-            x = x.transpose(0, 1)
-        B = x.shape[1]
-        L, H = self.num_layers, self.hidden_size
-        if hx is None:
-            h0 = c0 = x.new_zeros(L, B, H)
+    def forward(self, input, hx: tuple[Tensor, Tensor] | None = None):
+        """``nn.LSTM.forward``: ``input`` is ``(T, B, input_size)`` (``(B, T, …)`` with
+        ``batch_first``), ``(T, input_size)`` unbatched, or a ``PackedSequence``; returns
+        ``output, (h_n, c_n)`` with ``output`` of the same kind."""
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            x, batch_sizes, sorted_idx, unsorted_idx = input
+            if x.dim() != 2:
+                raise ValueError(f"PackedSequence data must be 2-D (rows, {self.input_size}), got {tuple(x.shape)}")
+            self._check_features(x)
+            steps, batched = Steps(tuple(batch_sizes.tolist())), True
         else:
-            h0, c0 = self._check_state(hx, (L, B, H) if batched else (L, H))
+            if not isinstance(input, Tensor) or input.dim() not in (2, 3):
+                got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+                raise ValueError(f"input must be 2-D (seq, {self.input_size}) unbatched or 3-D batched, got {got}")
+            self._check_features(input)
+            batched = input.dim() == 3
+            x = input if batched else input.unsqueeze(1)
+            if batched and self.batch_first:
+                x = x.transpose(0, 1)
+            steps = Steps.dense(x.shape[0], x.shape[1])
+            x = x.reshape(steps.total, self.input_size)
+        B, L, D = steps.batch, self.num_layers, self.num_directions
+        H, R = self.hidden_size, self.proj_size or self.hidden_size
+        if hx is None:
+            h0, c0 = x.new_zeros(L * D, B, R), x.new_zeros(L * D, B, H)
+        else:
+            h0, c0 = self._check_state(hx, ((L * D, B, R), (L * D, B, H)) if batched else ((L * D, R), (L * D, H)))
             if not batched:
                 h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+            elif packed and sorted_idx is not None:
+                h0, c0 = h0.index_select(1, sorted_idx), c0.index_select(1, sorted_idx)
         hs, cs = [], []
         out = x
         for k in range(L):
-            w_ih, w_hh, b_ih, b_hh = self._params(k)
-            bias = None if b_ih is None else b_ih + b_hh
-            lay = self.layers[k]
-            out, h, c = _run_layer(out, h0[k], c0[k], self._weight(w_ih, lay.wn_ih), self._weight(w_hh, lay.wn_hh),
-                                   bias, lay, 0, self.training)
-            hs.append(h)
-            cs.append(c)
+            outs = []
+            for d in range(D):
+                j = k * D + d
+                xin = steps.reverse(out) if d else out
+                y, h, c = self._run(j, xin, h0[j], c0[j], steps)
+                outs.append(steps.reverse(y) if d else y)
+                hs.append(h)
+                cs.append(c)
+            out = outs[0] if D == 1 else torch.cat(outs, 1)
             if self.dropout and k < L - 1:
                 out = F.dropout(out, self.dropout, self.training)
         h_n, c_n = torch.stack(hs), torch.stack(cs)
-        if batched:
-            if self.batch_first:
-                out = out.transpose(0, 1)
-        else:
-            out, h_n, c_n = out.squeeze(1), h_n.squeeze(1), c_n.squeeze(1)
-        return out, (h_n, c_n)
-
-    # -- introspection ----------------------------------------------------------------------------
-    def state_stats(self) -> list[float]:
-        """Measured fraction of zeros in the hidden states fed back, per layer, since the last reset
-        (``nan`` for a layer that has run no step or does not prune)."""
-        return [lay.pruner.measured() for lay in self.layers]
-
-    def reset_state_stats(self) -> None:
-        for lay in self.layers:
-            lay.pruner.reset_stats()
-
-    def quantized_weights(self) -> list[dict]:
-        """Per layer: int8 codes and scale of each matrix (or fp weights), the summed bias, the
-        batch-norm gains, shifts and running statistics, and the pruning threshold: all that is
-        needed to reproduce eval-mode outputs without torch."""
-        out = []
-        for k in range(self.num_layers):
-            w_ih, w_hh, b_ih, b_hh = self._params(k)
-            bias = None if b_ih is None else b_ih + b_hh
-            out.append(_layer_export(self.weights, w_ih, w_hh, bias, self.layers[k]))
-        return out
+        if packed:
+            if unsorted_idx is not None:
+                h_n, c_n = h_n.index_select(1, unsorted_idx), c_n.index_select(1, unsorted_idx)
+            return PackedSequence(out, batch_sizes, sorted_idx, unsorted_idx), (h_n, c_n)
+        out = out.view(len(steps), B, D * R)
+        if not batched:
+            return out.squeeze(1), (h_n.squeeze(1), c_n.squeeze(1))
+        return (out.transpose(0, 1) if self.batch_first else out), (h_n, c_n)
 
 
 class LeanLSTMCell(_LeanBase):
-    """One step of a LeanLSTM layer, with ``nn.LSTMCell``'s arguments, names and shapes.
+    """One step of a LeanLSTM layer, with ``nn.LSTMCell``'s arguments, checks, names and shapes.
 
     ``forward(input, hx=None, t=0)``: ``t`` is the time index that selects the per-step batch-norm
     statistics (ignored without ``batch_norm``).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, weights: str = "fp",
-                 stochastic: bool = True, batch_norm: bool = False, state_sparsity: float = 0.0, *,
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
+                 weights: str = "fp", stochastic: bool = True, batch_norm: bool = False, state_sparsity: float = 0.0,
                  bn_stats: str = "step", weight_norm: bool = False, bn_momentum: float = 0.05,
                  prune_momentum: float = 0.1, prune_warmup: int = 0, prune_grad: str = "mask"):
         super().__init__()
-        _check_args(input_size, hidden_size, weights, state_sparsity, bn_stats, batch_norm, weight_norm)
+        bias = bool(bias)  # nn.LSTMCell does not check its type
+        _check_args(input_size, hidden_size, bias, weights, state_sparsity, bn_stats, batch_norm, weight_norm)
         self._setup(input_size, hidden_size, bias, weights, stochastic, batch_norm, bn_stats, weight_norm,
-                    state_sparsity,
-                    bn_momentum, prune_momentum, prune_warmup, prune_grad)
+                    state_sparsity)
         G = 4 * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(G, input_size))
         self.weight_hh = nn.Parameter(torch.empty(G, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(G)) if self.bias else None
-        self.bias_hh = nn.Parameter(torch.empty(G)) if self.bias else None
-        self.layer = _Layer(hidden_size, **self._layer_kw)
-        self._init_params(self._all_params())
-        self._init_gains()
+        self.bias_ih = nn.Parameter(torch.empty(G)) if bias else None
+        self.bias_hh = nn.Parameter(torch.empty(G)) if bias else None
+        self.layer = self._new_layer(bn_momentum=bn_momentum, prune_momentum=prune_momentum,
+                                     prune_warmup=prune_warmup, prune_grad=prune_grad)
+        self._init_params()
+        self.to(device=device, dtype=dtype)
+
+    def _param_names(self) -> list[tuple]:
+        return [("weight_ih", "weight_hh", "bias_ih" if self.bias else None, "bias_hh" if self.bias else None, None)]
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False") + ", " + self._extra()
 
-    def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None, t: int = 0):
-        batched = self._check_input(input, (1, 2), f"1-D ({self.input_size},) or 2-D (batch, {self.input_size})")
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, t: int = 0):
+        if not isinstance(input, Tensor) or input.dim() not in (1, 2):
+            got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise ValueError(f"input must be 1-D ({self.input_size},) or 2-D (batch, {self.input_size}), got {got}")
+        self._check_features(input)
+        batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
-        B = x.shape[0]
+        B, H = x.shape[0], self.hidden_size
         if hx is None:
-            h0 = c0 = x.new_zeros(B, self.hidden_size)
+            h0 = c0 = x.new_zeros(B, H)
         else:
-            h0, c0 = self._check_state(hx, (B, self.hidden_size) if batched else (self.hidden_size,))
+            h0, c0 = self._check_state(hx, ((B, H), (B, H)) if batched else ((H,), (H,)))
             if not batched:
                 h0, c0 = h0.unsqueeze(0), c0.unsqueeze(0)
-        bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
-        lay = self.layer
-        _, h, c = _run_layer(x.unsqueeze(0), h0, c0, self._weight(self.weight_ih, lay.wn_ih),
-                             self._weight(self.weight_hh, lay.wn_hh), bias, lay, int(t), self.training)
+        _, h, c = self._run(0, x, h0, c0, Steps((B,)), int(t))
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
-
-    def _all_params(self):
-        return [(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)]
-
-    def state_stats(self) -> list[float]:
-        return [self.layer.pruner.measured()]
-
-    def reset_state_stats(self) -> None:
-        self.layer.pruner.reset_stats()
-
-    def quantized_weights(self) -> list[dict]:
-        bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
-        return [_layer_export(self.weights, self.weight_ih, self.weight_hh, bias, self.layer)]

@@ -71,7 +71,7 @@ class StatePruner(nn.Module):
         return s + self.margin * (1.0 - s) if s > 0 else 0.0
 
     @torch.no_grad()
-    def update(self, h_pre: Tensor, h_out: Tensor) -> None:
+    def update(self, h_pre: Tensor, h_out: Tensor, zeros: Tensor | None = None) -> None:
         """Move ``theta`` towards the quantile of pre-pruning magnitudes that gives the target level
         (training only). An integral term on the measured sparsity removes the steady-state error the
         moving average would otherwise leave (the quantile is taken one batch late)."""
@@ -79,13 +79,14 @@ class StatePruner(nn.Module):
             return
         aim = self.target_level()
         if int(self.num_updates) > 0:
-            measured = float((h_out == 0).float().mean())
+            measured = float(self._zeros_in(h_out, zeros)) / h_out.numel()
             self.level_offset += self.gain * (aim - measured)
             self.level_offset.clamp_(-aim, 0.999 - aim)
         level = min(max(aim + float(self.level_offset), 0.0), 0.999)
-        mag = h_pre.detach().abs().reshape(-1)
+        mag = h_pre.detach().reshape(-1)
         if mag.numel() > _QUANTILE_SAMPLE:  # a strided sample keeps this O(1) in sequence length
             mag = mag[:: mag.numel() // _QUANTILE_SAMPLE + 1]
+        mag = mag.abs()
         k = max(1, min(mag.numel(), int(round(level * mag.numel()))))
         q = mag.kthvalue(k).values if level > 0 else mag.new_zeros(())
         if int(self.num_updates) == 0:
@@ -100,10 +101,15 @@ class StatePruner(nn.Module):
         self._total = 0
 
     @torch.no_grad()
-    def record(self, h: Tensor) -> None:
-        """Count the zeros of states that are fed back (kept as a tensor: no sync per call)."""
-        self._zeros = self._zeros + (h == 0).sum()
+    def record(self, h: Tensor, zeros: Tensor | None = None) -> None:
+        """Count the zeros of states that are fed back (kept as a tensor: no sync per call); ``zeros``
+        is their count where the caller has it already."""
+        self._zeros = self._zeros + self._zeros_in(h, zeros)
         self._total += h.numel()
+
+    @staticmethod
+    def _zeros_in(h: Tensor, zeros: Tensor | None) -> Tensor:
+        return h.numel() - torch.count_nonzero(h) if zeros is None else zeros
 
     def measured(self) -> float:
         return float(self._zeros) / self._total if self._total else float("nan")

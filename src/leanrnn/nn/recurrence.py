@@ -1,207 +1,260 @@
-"""The time loop of one LeanLSTM layer, with hand-written backpropagation through time.
+"""The time loop of one LeanLSTM layer direction, with hand-written backpropagation through time.
 
 Autograd over a Python time loop records ~20 nodes per step and accumulates the ``W_hh`` gradient
 with one outer product per step; at hidden 1000 that alone makes training several times slower than
 ``nn.LSTM``. This module runs the loop without autograd, keeps what the backward pass needs, and in
-the backward pass walks the steps in reverse with plain tensor ops, then forms the weight gradient
-with a single ``(T*B, 4H)^T (T*B, H)`` product. The batch norms run per step inside the loop, where
-a step's ``(B, 4H)`` block is still in cache, and are folded so that each costs two or three passes.
+the backward pass walks the steps in reverse with plain tensor ops, then forms the weight gradients
+with one ``(N, 4H)^T (N, R)`` product each.
 
-Inputs are the raw input projections ``xp = x W_ih^T`` of the whole sequence (one matmul, done by
-autograd outside) and the already quantized ``W_hh`` (its straight-through gradient is applied by
-autograd outside).
+What stays outside (autograd, one op for all steps): the input projections ``Q(W_ih) x`` (plus the
+bias when there is no batch norm) and the straight-through gradients of the quantized matrices.
+Inside, step ``t`` computes::
 
-A numba kernel fusing each step's elementwise work was tried and dropped: numba's scalar ``exp`` and
-``tanh`` made it slower than these vectorized torch ops (674 µs against about 500 µs for a training
-step at hidden 256, batch 64). Fusing with torch.compile is the remaining lever.
+    z_t = BN_x(xp_t) + BN_h(W_hh r_{t-1}) + b
+    c_t = sigmoid(f_t) c_{t-1} + sigmoid(i_t) tanh(g_t);  u_t = tanh(BN_c(c_t))
+    h_t = sigmoid(o_t) u_t;  r_t = P(W_hr h_t)   (r_t = P(h_t) without projection)
+
+``r_t`` is the output and the state fed back. Rows follow ``Steps`` (PackedSequence's layout), so
+a packed batch only computes the sequences still running. Batch statistics are per step, over those
+rows, with the biased variance.
+
+Speed (hidden 256, batch 64, where each step's elementwise work costs as much as its products):
+
+* The batch norms run per step, including ``BN_x``, whose statistics do not depend on the
+  recurrence: a step's ``(B, 4H)`` block is in cache there, while the same ops over the whole
+  sequence, under autograd, were slower (each pass goes to memory).
+* Statistics as ``mean(d * d)`` with ``d = x - mean``: ``torch.var_mean`` over dim 0 is ~50x slower.
+* Pruning is one ``hardshrink`` (``|r| > lam`` with ``lam`` the float just below ``theta``, i.e.
+  ``|r| >= theta``); the masked gradient tests the output for zeros into a float buffer. Boolean
+  masks cost a conversion per use.
+* The backward pass forms the activations' derivatives for all four gates in one op
+  (``s - s * s``, with the ``tanh`` block overwritten by ``1 - g^2``) and applies them in one more.
+* Tried and dropped: a numba kernel per step (its scalar ``exp``/``tanh`` were slower than these
+  vectorized ops) and ``torch.compile`` of the per-step functions (about 15% faster per step on
+  the CPU, after 7 to 25 s of compilation per shape and configuration, and a packed batch changes
+  the shape at every step).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from .steps import Steps
 
-@dataclass
-class LoopConfig:
+
+class Moments(NamedTuple):
+    """Per-step mean and (biased) variance, each ``(T, F)``."""
+    mean: Tensor
+    var: Tensor
+
+
+class LoopStats(NamedTuple):
+    """The statistics of the three batch norms inside the loop."""
+    ih: Moments   # of W_ih x_t
+    hh: Moments   # of W_hh r_{t-1}
+    c: Moments    # of c_t
+
+
+class LoopConfig(NamedTuple):
     """Non-tensor settings of one call."""
-    bn: bool = False
-    bn_train: bool = False    # batch statistics (training) or the running ones below
+    steps: Steps
+    bn_train: bool = False                # batch statistics (training) or ``running``
+    running: LoopStats | None = None      # eval-mode statistics, with batch norm
     eps: float = 1e-5
-    running: Optional[tuple[Tensor, ...]] = None  # (ih_mean, ih_var, hh_mean, hh_var, c_mean, c_var), each (T, F)
-    threshold: Optional[Tensor] = None            # pruning threshold (scalar tensor) or None
-    prune_ste: bool = True
+    threshold: Tensor | None = None       # pruning threshold (scalar tensor) or None
+    prune_ste: bool = True                # straight-through pruning gradient, else masked
 
 
-def _norm(x: Tensor, k: int, t: int, cfg: LoopConfig, stats, out: Optional[Tensor]):
-    """Center ``x`` with batch (training) or running statistics ``k``; returns ``(x - mean, rsqrt)``."""
+def _center(x: Tensor, t: int, cfg: LoopConfig, batch: Moments | None, running: Moments | None,
+            out: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(x - mean, 1/sqrt(var + eps))`` with step ``t``'s batch statistics (written to ``batch``) in
+    training, its running ones in eval."""
     if cfg.bn_train:
-        mean = x.mean(0)
+        mean = torch.mean(x, 0, out=batch.mean[t])
         d = torch.sub(x, mean, out=out)
-        var = (d * d).mean(0)
-        stats[2 * k][t], stats[2 * k + 1][t] = mean, var
+        var = torch.mean(d * d, 0, out=batch.var[t])
     else:
-        d = torch.sub(x, cfg.running[2 * k][t], out=out)
-        var = cfg.running[2 * k + 1][t]
+        d, var = torch.sub(x, running.mean[t], out=out), running.var[t]
     return d, torch.rsqrt(var + cfg.eps)
 
 
-def _loop(xp, h, c, w, bias, g_ih, g_hh, g_c, b_c, cfg: LoopConfig, save: bool):
-    T, B, G = xp.shape
-    H = G // 4
+def _loop(xp, h0, c0, w, w_hr, bias, g_ih, g_hh, g_c, b_c, cfg: LoopConfig, save: bool):
+    steps = cfg.steps
+    N, G = xp.shape
+    H, T = G // 4, len(steps)
     new = xp.new_empty
-    out = new(T, B, H)
-    prune = cfg.threshold is not None
-    hpre = new(T, B, H) if prune else None
+    bn, prune, proj = g_hh is not None, cfg.threshold is not None, w_hr is not None
+    out = new(N, h0.shape[1])
+    hpre = torch.empty_like(out) if prune else None
     st = {}
     if save:
-        st.update(hprev=new(T, B, H), cprev=new(T, B, H), act=new(T, B, G), u=new(T, B, H))
-        if prune and not cfg.prune_ste:
-            st["mask"] = torch.empty(T, B, H, dtype=torch.bool, device=xp.device)
-        if cfg.bn:
-            st.update(d_ih=new(T, B, G), r_ih=new(T, G), d_hh=new(T, B, G), r_hh=new(T, G),
-                      d_c=new(T, B, H), r_c=new(T, H))
-    stats = [new(T, n) for n in (G, G, G, G, H, H)] if cfg.bn and cfg.bn_train else None
+        st.update(c=new(N, H), act=new(N, G), u=new(N, H))
+        if proj:
+            st["hh"] = new(N, H)
+        if bn:
+            st.update(d_ih=new(N, G), r_ih=new(T, G), d_hh=new(N, G), r_hh=new(T, G), d_c=new(N, H), r_c=new(T, H))
+    stats = LoopStats(*(Moments(new(T, n), new(T, n)) for n in (G, G, H))) if bn and cfg.bn_train else None
+    run = cfg.running or LoopStats(None, None, None)
+    bat = stats or LoopStats(None, None, None)
+    if prune:  # keep |r| >= theta: hardshrink keeps |r| > lam, lam the next float below theta
+        theta = cfg.threshold.to(xp.dtype)
+        lam = float(torch.nextafter(theta, torch.zeros_like(theta)))
     wt = w.t()
-    for t in range(T):
-        if save:
-            st["hprev"][t] = h
-            st["cprev"][t] = c
-        if cfg.bn:
-            d, r = _norm(xp[t], 0, t, cfg, stats, st["d_ih"][t] if save else None)
+    hrt = w_hr.t() if proj else None
+    h_n, c_n = h0.clone(), c0.clone()
+    h, c = h0[: steps.batch], c0[: steps.batch]
+    for t, b in enumerate(steps.sizes):
+        rows = steps.rows(t)
+        if b < h.shape[0]:  # sequences that ended keep their last state
+            h_n[b: h.shape[0]], c_n[b: h.shape[0]] = h[b:], c[b:]
+            h, c = h[:b], c[:b]
+        if bn:
+            d, r = _center(xp[rows], t, cfg, bat.ih, run.ih, st["d_ih"][rows] if save else None)
             z = d * (r * g_ih) if bias is None else torch.addcmul(bias, d, r * g_ih)
             if save:
                 st["r_ih"][t] = r
-            d, r = _norm(torch.mm(h, wt), 1, t, cfg, stats, st["d_hh"][t] if save else None)
+            d, r = _center(torch.mm(h, wt), t, cfg, bat.hh, run.hh, st["d_hh"][rows] if save else None)
             z.addcmul_(d, r * g_hh)
             if save:
                 st["r_hh"][t] = r
         else:
-            z = torch.addmm(xp[t] if bias is None else xp[t] + bias, h, wt)
-        act = st["act"][t] if save else torch.empty_like(z)
-        torch.sigmoid(z, out=act)
+            z = torch.addmm(xp[rows], h, wt)
+        act = torch.sigmoid(z, out=st["act"][rows]) if save else torch.sigmoid(z)
         torch.tanh(z[:, 2 * H:3 * H], out=act[:, 2 * H:3 * H])
         i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
-        c = torch.addcmul(f * c, i, g)
-        if cfg.bn:
-            d, r = _norm(c, 2, t, cfg, stats, st["d_c"][t] if save else None)
-            u = torch.tanh(torch.addcmul(b_c, d, r * g_c))
+        c = torch.mul(f, c, out=st["c"][rows]) if save else f * c
+        c.addcmul_(i, g)
+        if bn:
+            d, r = _center(c, t, cfg, bat.c, run.c, st["d_c"][rows] if save else None)
+            u = torch.addcmul(b_c, d, r * g_c, out=st["u"][rows] if save else None).tanh_()
             if save:
                 st["r_c"][t] = r
         else:
-            u = torch.tanh(c)
-        hh = o * u
-        if save:
-            st["u"][t] = u
-        if prune:
-            hpre[t] = hh
-            keep = hh.abs() >= cfg.threshold
-            h = torch.where(keep, hh, 0.0)
-            if "mask" in st:
-                st["mask"][t] = keep
+            u = torch.tanh(c, out=st["u"][rows] if save else None)
+        if proj:
+            hh = torch.mul(o, u, out=st["hh"][rows] if save else None)
+            hr = torch.mm(hh, hrt, out=(hpre if prune else out)[rows])
         else:
-            h = hh
-        out[t] = h
-    return out, h, c, hpre, stats, st
+            hr = torch.mul(o, u, out=(hpre if prune else out)[rows])
+        h = torch.hardshrink(hr, lam, out=out[rows]) if prune else hr
+    h_n[: h.shape[0]], c_n[: h.shape[0]] = h, c
+    return out, h_n, c_n, hpre, stats, st
 
 
-def _bn_backward(dn: Tensor, d: Tensor, r: Tensor, gamma: Tensor, train: bool) -> tuple[Tensor, Tensor]:
+def _bn_backward(dn: Tensor, d: Tensor, r: Tensor, gamma: Tensor, train: bool, out: Tensor | None = None,
+                 dn_sum: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Gradients of ``y = gamma * d * r`` with ``d = x - mean(x)``, ``r = 1/sqrt(var(x) + eps)`` over
-    the batch (dim 0), or with fixed statistics in eval: returns ``(dx, dgamma)``."""
+    the batch (dim 0), or with fixed statistics in eval: returns ``(dx, dgamma)``.
+    In training ``dx = gamma r (dn - mean(dn) - d r^2 mean(dn d))``; ``dn_sum`` is ``dn.sum(0)`` when
+    the caller has it."""
     gr = gamma * r
-    s_x = (dn * d).sum(0) * r          # sum over the batch of dn * xhat
-    dx = dn * gr
-    if train:
-        n = dn.shape[0]
-        dx -= gr * dn.sum(0) / n
-        dx = torch.addcmul(dx, d, gr * r * s_x, value=-1.0 / n)
-    return dx, s_x
+    s_x = (dn * d).sum(0).mul_(r)          # sum over the batch of dn * xhat
+    if not train:
+        return torch.mul(dn, gr, out=out), s_x
+    n = dn.shape[0]
+    dx = torch.addcmul(gr * (dn.sum(0) if dn_sum is None else dn_sum) / -n, dn, gr, out=out)
+    return dx.addcmul_(d, gr * r * s_x, value=-1.0 / n), s_x
 
 
 class _Recurrence(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, xp, h0, c0, w, bias, g_ih, g_hh, g_c, b_c, cfg):
-        out, h, c, hpre, stats, st = _loop(xp, h0, c0, w, bias, g_ih, g_hh, g_c, b_c, cfg, save=True)
+    def forward(ctx, xp, h0, c0, w, w_hr, bias, g_ih, g_hh, g_c, b_c, cfg):
+        out, h, c, hpre, stats, st = _loop(xp, h0, c0, w, w_hr, bias, g_ih, g_hh, g_c, b_c, cfg, save=True)
         ctx.cfg, ctx.st, ctx.has_bias = cfg, st, bias is not None
-        ctx.save_for_backward(w, g_ih, g_hh, g_c)
-        aux = [x for x in [hpre] + (stats or []) if x is not None]
+        ctx.save_for_backward(h0, c0, out, w, w_hr, g_ih, g_hh, g_c)
+        aux = [hpre] if hpre is not None else []
+        aux += [] if stats is None else [x for m in stats for x in m]
         ctx.mark_non_differentiable(*aux)
         return (out, h, c, *aux)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dh_n, dc_n, *_):
-        w, g_ih, g_hh, g_c = ctx.saved_tensors
+        h0, c0, out, w, w_hr, g_ih, g_hh, g_c = ctx.saved_tensors
         cfg, st = ctx.cfg, ctx.st
-        T, B, H = st["u"].shape
-        bn, train = cfg.bn, cfg.bn_train
-        dh = torch.zeros_like(st["u"][0]) if dh_n is None else dh_n.clone()
-        dc = torch.zeros_like(dh) if dc_n is None else dc_n.clone()
+        steps = cfg.steps
+        B, H = c0.shape
+        bn, train, proj = g_hh is not None, cfg.bn_train, w_hr is not None
+        dh = torch.zeros_like(h0) if dh_n is None else dh_n.clone()
+        dc = torch.zeros_like(c0) if dc_n is None else dc_n.clone()
         if dout is None:
-            dout = torch.zeros_like(st["u"])
+            dout = torch.zeros_like(out)
+        one = out.new_ones(())
+        mask = torch.empty_like(h0) if cfg.threshold is not None and not cfg.prune_ste else None
         dz_all = torch.empty_like(st["act"])
-        dxp_all = torch.empty_like(dz_all) if bn else dz_all
-        da_all = torch.empty_like(dz_all) if bn else dz_all
+        da_all = torch.empty_like(dz_all) if bn else dz_all   # gradient of W_hh r_{t-1}
+        dxp_all = torch.empty_like(dz_all) if bn else dz_all  # gradient of the input projections
+        dr_all = torch.empty_like(out) if proj else None
         if bn:
             dg_ih, dg_hh = torch.zeros_like(g_ih), torch.zeros_like(g_hh)
             dg_c, db_c = torch.zeros_like(g_c), torch.zeros_like(g_c)
-        for t in range(T - 1, -1, -1):
-            act = st["act"][t]
+        for t in range(len(steps) - 1, -1, -1):
+            b, rows = steps.sizes[t], steps.rows(t)
+            act, u = st["act"][rows], st["u"][rows]
             i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
-            u = st["u"][t]
-            dht = dout[t] + dh
-            if "mask" in st:
-                dht = torch.where(st["mask"][t], dht, 0.0)
-            dcn = dht * o * (1 - u * u)
+            dr = dout[rows] + dh[:b]
+            if mask is not None:  # a pruned entry (zero output) passes no gradient
+                dr.mul_(torch.ne(out[rows], 0, out=mask[:b]))
+            if proj:
+                dr_all[rows] = dr
+                dr = torch.mm(dr, w_hr)
+            dcn = torch.addcmul(one, u, u, value=-1).mul_(o).mul_(dr)
             if bn:
-                dx, dgam = _bn_backward(dcn, st["d_c"][t], st["r_c"][t], g_c, train)
-                dg_c += dgam
                 db_c += dcn.sum(0)
-                dct = dc + dx
-            else:
-                dct = dc + dcn
-            dz = dz_all[t]
-            torch.mul(dct * g, i * (1 - i), out=dz[:, :H])
-            torch.mul(dct * st["cprev"][t], f * (1 - f), out=dz[:, H:2 * H])
-            torch.mul(dct * i, 1 - g * g, out=dz[:, 2 * H:3 * H])
-            torch.mul(dht * u, o * (1 - o), out=dz[:, 3 * H:])
-            dc = dct * f
+                dcn, dgam = _bn_backward(dcn, st["d_c"][rows], st["r_c"][t], g_c, train)
+                dg_c += dgam
+            dct = dcn.add_(dc[:b])
+            cprev = c0[:b] if t == 0 else st["c"][steps.offsets[t - 1]: steps.offsets[t - 1] + b]
+            dz = dz_all[rows]  # the gates' outer gradients, then times the activations' derivatives
+            torch.mul(dct, g, out=dz[:, :H])
+            torch.mul(dct, cprev, out=dz[:, H:2 * H])
+            torch.mul(dct, i, out=dz[:, 2 * H:3 * H])
+            torch.mul(dr, u, out=dz[:, 3 * H:])
+            deriv = torch.addcmul(act, act, act, value=-1)  # sigmoid' = s (1 - s)
+            torch.addcmul(one, g, g, value=-1, out=deriv[:, 2 * H:3 * H])  # tanh' = 1 - g^2
+            dz.mul_(deriv)
+            dcp = dct.mul_(f)
             if bn:
-                da, dgam = _bn_backward(dz, st["d_hh"][t], st["r_hh"][t], g_hh, train)
+                dz_sum = dz.sum(0) if train else None
+                da, dgam = _bn_backward(dz, st["d_hh"][rows], st["r_hh"][t], g_hh, train, da_all[rows], dz_sum)
                 dg_hh += dgam
-                da_all[t] = da
-                dx, dgam = _bn_backward(dz, st["d_ih"][t], st["r_ih"][t], g_ih, train)
+                _, dgam = _bn_backward(dz, st["d_ih"][rows], st["r_ih"][t], g_ih, train, dxp_all[rows], dz_sum)
                 dg_ih += dgam
-                dxp_all[t] = dx
             else:
                 da = dz
-            dh = torch.mm(da, w)
-        dw = torch.mm(da_all.reshape(T * B, 4 * H).t(), st["hprev"].reshape(T * B, H))
-        dbias = dz_all.sum((0, 1)) if ctx.has_bias else None
+            if b == B:
+                dh, dc = torch.mm(da, w), dcp
+            else:
+                dh[:b], dc[:b] = torch.mm(da, w), dcp
+        dw = torch.mm(da_all.t(), steps.previous(h0, out))
+        dw_hr = torch.mm(dr_all.t(), st["hh"]) if proj else None
+        dbias = dz_all.sum(0) if ctx.has_bias else None
         ctx.st = None
         if not bn:
-            return dxp_all, dh, dc, dw, dbias, None, None, None, None, None
-        return dxp_all, dh, dc, dw, dbias, dg_ih, dg_hh, dg_c, db_c, None
+            return dxp_all, dh, dc, dw, dw_hr, dbias, None, None, None, None, None
+        return dxp_all, dh, dc, dw, dw_hr, dbias, dg_ih, dg_hh, dg_c, db_c, None
 
 
-def recurrence(xp: Tensor, h0: Tensor, c0: Tensor, w: Tensor, bias: Optional[Tensor] = None,
-               g_ih: Optional[Tensor] = None, g_hh: Optional[Tensor] = None, g_c: Optional[Tensor] = None,
-               b_c: Optional[Tensor] = None, cfg: Optional[LoopConfig] = None):
-    """Run one layer's loop; returns ``out, h_n, c_n, h_pre, bn_stats``.
+def recurrence(xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, cfg: LoopConfig, w_hr: Tensor | None = None,
+               bias: Tensor | None = None, g_ih: Tensor | None = None, g_hh: Tensor | None = None,
+               g_c: Tensor | None = None, b_c: Tensor | None = None):
+    """Run one layer direction over flat rows ``xp`` (``cfg.steps``' layout); returns
+    ``out, h_n, c_n, h_pre, stats``.
 
-    ``h_pre`` holds the states before pruning (``None`` without pruning); ``bn_stats`` the per-step
-    batch statistics ``(ih_mean, ih_var, hh_mean, hh_var, c_mean, c_var)`` of a training call with
-    batch norm (else ``None``), for the running averages.
+    ``xp`` are the input projections ``Q(W_ih) x_t`` (with batch norm) or ``xz`` with the bias added
+    (without: pass ``bias=None``); ``h0``/``c0`` are ``(B, R)``/``(B, H)``; ``g_ih``, ``g_hh``
+    (given with batch norm), ``g_c`` and ``b_c`` the gains and shift of the batch norms. ``h_pre``
+    holds the outputs before pruning (``None`` without pruning); ``stats`` the ``LoopStats`` of a
+    training call with batch norm (else ``None``), for the running averages.
     """
-    cfg = cfg or LoopConfig()
-    args = (xp, h0, c0, w, bias, g_ih, g_hh, g_c, b_c)
+    args = (xp, h0, c0, w_hh, w_hr, bias, g_ih, g_hh, g_c, b_c)
     if torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in args):
         res = _Recurrence.apply(*args, cfg)
         out, h, c, aux = res[0], res[1], res[2], list(res[3:])
         hpre = aux.pop(0) if cfg.threshold is not None else None
-        stats = aux or None
+        stats = LoopStats(*(Moments(*aux[k:k + 2]) for k in (0, 2, 4))) if aux else None
     else:
         out, h, c, hpre, stats, _ = _loop(*args, cfg, save=False)
     return out, h, c, hpre, stats
