@@ -54,6 +54,8 @@ class TrainConfig:
                                "shipped model has the target's zeros at inference")
     hidden: int = _f(256, "LSTM units per layer")
     layers: int = _f(1, "stacked LSTM layers")
+    bidirectional: bool = _f(False, "classify: a reverse direction too, both final states read out (the ICLR "
+                             "paper's attentive reader is a bidirectional LSTM)")
     embed: int = _f(64, "input embedding size; 0 feeds one-hot characters/words (as the reference code)")
     dropout: float = _f(0.0, "dropout between layers and before the decoder, in [0, 1)")
     optimizer: str = _f("adam", "optimizer", ("adam", "sgd"))
@@ -100,6 +102,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}={v!r} must be a positive integer")
         if self.embed < 0:
             raise ConfigError(f"embed={self.embed!r} must be >= 0 (0: one-hot input)")
+        if self.bidirectional and self.task != "classify":
+            raise ConfigError("bidirectional is for the classify task (a language model cannot read ahead)")
         if self.batch_norm and self.weight_norm:
             raise ConfigError("batch_norm and weight_norm are alternatives; drop one of --batch-norm, --weight-norm")
         if not 0.0 <= self.state_sparsity < 1.0:

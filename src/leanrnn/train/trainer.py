@@ -53,7 +53,7 @@ def build_model(cfg: TrainConfig, vocab_size: int | None = None):
               weight_norm=cfg.weight_norm,
               state_sparsity=cfg.state_sparsity)
     if cfg.task == "classify":
-        return SeqClassifier(1, cfg.hidden, 10, num_layers=cfg.layers, **kw)
+        return SeqClassifier(1, cfg.hidden, 10, num_layers=cfg.layers, bidirectional=cfg.bidirectional, **kw)
     return LanguageModel(vocab_size, cfg.hidden, num_layers=cfg.layers, embed_size=cfg.embed,
                          dropout=cfg.dropout, **kw)
 
