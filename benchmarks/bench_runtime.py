@@ -170,11 +170,10 @@ def leanrnn_impl(weights: str, zeros: float, H: int, a, tmp: str, ids) -> dict:
 
 
 # -- timing --------------------------------------------------------------------------------------
-def time_rounds(impls: list, ids, a) -> None:
-    """Warm up, then ``a.rounds`` rounds; each impl's ``times`` gets one mean step time per round.
-    After each round every working-set probe reads its array once more (fastest read kept)."""
-    import _membw
-    probes = {ws: _membw.ReadProbe(ws) for ws in sorted({im["working_set"] for im in impls})}
+def interleave(impls: list, ids, a, after_round=lambda: None) -> None:
+    """Warm up, then ``a.rounds`` rounds that each run every impl once over ``a.steps`` steps, the
+    order rotated each round so machine noise hits all alike; each impl's ``times`` gets one mean step
+    time per round."""
     pos = a.warmup
     for im in impls:
         im["run"](ids[: a.warmup])
@@ -189,10 +188,21 @@ def time_rounds(impls: list, ids, a) -> None:
                 t0 = time.perf_counter()
                 im["run"](chunk)
                 im["times"].append((time.perf_counter() - t0) / a.steps)
-            for p in probes.values():
-                p.measure(1)
+            after_round()
     finally:
         gc.enable()
+
+
+def time_rounds(impls: list, ids, a) -> None:
+    """``interleave``; after each round every working-set probe reads its array once more (fastest
+    read kept), so the bandwidth bounds see the same machine state as the timings."""
+    import _membw
+    probes = {ws: _membw.ReadProbe(ws) for ws in sorted({im["working_set"] for im in impls})}
+
+    def probe():
+        for p in probes.values():
+            p.measure(1)
+    interleave(impls, ids, a, probe)
     for im in impls:
         im["bandwidth"] = probes[im["working_set"]].best
 
@@ -254,21 +264,10 @@ def bench_streams(H: int, a, tmp: str) -> list[dict]:
             m.step(t, state)
     impls = [{"name": peer.name, "run": peer.run}, {"name": f"leanrnn ternary, {a.zeros:.0%} zeros, {B} streams",
                                                      "run": run, "threshold": lean["threshold"]}]
-    for im in impls:
-        im["run"](ids[: a.warmup])
-        im["rate"] = []
-    pos = a.warmup
-    for r in range(a.rounds):
-        chunk = ids[pos: pos + a.steps]
-        pos += a.steps
-        for k in range(len(impls)):
-            im = impls[(k + r) % len(impls)]
-            t0 = time.perf_counter()
-            im["run"](chunk)
-            im["rate"].append(a.steps * B / (time.perf_counter() - t0))
+    interleave(impls, ids, a)
     rows = []
     for im in impls:
-        v = np.array(im["rate"])
+        v = B / np.array(im["times"])
         rows.append({"hidden": H, "streams": B, "impl": im["name"], "tokens_per_s": float(np.median(v)),
                      "q1": float(np.percentile(v, 25)), "q3": float(np.percentile(v, 75))})
     rows[1]["state_zeros"] = float(state.sparsity()[0])

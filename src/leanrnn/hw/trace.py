@@ -30,7 +30,7 @@ def trace_inputs(model, steps: int, log: Callable[[str], None] = print) -> np.nd
         if cfg["task"] == "classify":
             return data["test"][0][0].numpy()
         return data.test[:steps].numpy()
-    except Exception as e:  # noqa: BLE001 - any missing or foreign data falls back to random inputs
+    except Exception as e:  # any missing or foreign data falls back to random inputs
         log(f"note: tracing random inputs ({type(e).__name__}: {e})")
     rng = np.random.default_rng(0)
     if model.input["kind"] == "dense":
