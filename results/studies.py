@@ -99,7 +99,10 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="print each run's state and exit")
     args = ap.parse_args()
     recipe, rows, seeds = STUDIES[args.study]
-    todo = [(r, s) for r in rows if not args.rows or r in args.rows for s in (args.seeds or seeds)]
+    unknown = sorted(set(args.rows or ()) - set(rows))
+    if unknown:
+        ap.error(f"unknown row(s) {', '.join(unknown)}; the rows of {args.study}: {', '.join(rows)}")
+    todo = [(r, s) for r in (args.rows or rows) for s in (args.seeds or seeds)]  # in the order given
     if args.list:
         for r, s in todo:
             d = run_dir(args.study, r, s)
