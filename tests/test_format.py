@@ -30,32 +30,42 @@ from leanrnn.runtime import Model
 CHECKSUM = "@checksum@"
 
 
-def make(kind="embedding", weights=("ternary", "binary"), bn=True, V=6, H=4, E=3, T=2, seed=0):
-    """A small valid ``(header, tensors)`` pair: an LM (``onehot``/``embedding``) or a classifier."""
+def make(kind="embedding", weights=("ternary", "binary"), bn=True, V=6, H=4, E=3, T=2, seed=0, proj=0, bidir=False):
+    """A small valid ``(header, tensors)`` pair: an LM (``onehot``/``embedding``) or a classifier,
+    optionally with projections (``proj`` > 0) and, for a classifier, bidirectional."""
     rng = np.random.default_rng(seed)
 
     def f32(*s):
         return rng.normal(0, 0.5, s).astype(np.float32)
+
+    def mat(name, rows, cols, mode):
+        if mode == "fp":
+            tensors[name] = f32(rows, cols)
+        else:
+            vals = [-1, 0, 1] if mode == "ternary" else [-1, 1]
+            tensors[name] = pack_codes(rng.choice(vals, (rows, cols)), mode)
     lm = kind != "dense"
     n_in = {"onehot": V, "embedding": E, "dense": 2}[kind]
     inp = {"kind": kind, "size": n_in} | ({"vocab": V} if lm else {})
     tensors = {"embed.weight": f32(V, E)} if kind == "embedding" else {}
     layers = []
+    R, D = proj or H, 2 if bidir else 1
     for k, mode in enumerate(weights):
-        for mat, rows in (("w_ih", n_in), ("w_hh", H)):
-            if mode == "fp":
-                tensors[f"l{k}.{mat}"] = f32(rows, 4 * H)
-            else:
-                vals = [-1, 0, 1] if mode == "ternary" else [-1, 1]
-                tensors[f"l{k}.{mat}"] = pack_codes(rng.choice(vals, (rows, 4 * H)), mode)
         steps = T if bn else 1
-        for name, w in [("s_ih", 4 * H), ("s_hh", 4 * H), ("b", 4 * H)] + ([("s_c", H), ("b_c", H)] if bn else []):
-            tensors[f"l{k}.{name}"] = f32(steps, w)
+        for pre in (f"l{k}", f"l{k}_reverse")[:D]:
+            mat(f"{pre}.w_ih", n_in, 4 * H, mode)
+            mat(f"{pre}.w_hh", R, 4 * H, mode)
+            if proj:
+                mat(f"{pre}.w_hr", H, R, mode)
+                tensors[f"{pre}.s_hr"] = f32(1, R)
+            for name, w in [("s_ih", 4 * H), ("s_hh", 4 * H), ("b", 4 * H)] + ([("s_c", H), ("b_c", H)] if bn else []):
+                tensors[f"{pre}.{name}"] = f32(steps, w)
         layers.append({"input_size": n_in, "hidden_size": H, "weights": mode, "batch_norm": bn,
-                       "bn_steps": steps, "threshold": 0.05})
-        n_in = H
+                       "bn_steps": steps, "threshold": 0.05} | ({"proj_size": proj} if proj else {})
+                      | ({"reverse": {"bn_steps": steps, "threshold": 0.1}} if bidir else {}))
+        n_in = D * R
     n_out = V if lm else 3
-    tensors["out.weight"], tensors["out.bias"] = f32(n_out, H), f32(n_out)
+    tensors["out.weight"], tensors["out.bias"] = f32(n_out, D * R), f32(n_out)
     header = {"task": "char-lm" if lm else "classify", "vocab": list("abcdef"[:V]) if lm else None, "input": inp,
               "num_outputs": n_out, "layers": layers,
               "config": {"task": "char-lm" if lm else "classify", "lr": 0.01, "tags": ["x", {"y": 1}]}}
@@ -100,7 +110,8 @@ def put(h, path, value):
 
 
 DELETE = object()
-BASES = [make("embedding"), make("onehot", ("binary",), bn=False), make("dense", ("fp", "ternary"))]
+BASES = [make("embedding"), make("onehot", ("binary",), bn=False), make("dense", ("fp", "ternary")),
+         make("dense", ("ternary", "binary"), H=6, proj=3, bidir=True), make("embedding", ("fp", "ternary"), proj=2)]
 
 
 # -- the cases the review found ---------------------------------------------------------------------
@@ -137,6 +148,19 @@ FOUND = [  # (base, path, raw JSON text or DELETE, words the message must hold)
     (1, ("input", "size"), "7", "input.size"),
     (2, ("vocab",), json.dumps(["a", "b"]), "vocab"),
     (2, ("input", "size"), "3", "input_size"),
+    (3, ("layers", 0, "proj_size"), "6", r"proj_size must be an integer in \[1, 5\]"),
+    (3, ("layers", 0, "proj_size"), "0", "proj_size"),
+    (3, ("layers", 0, "proj_size"), DELETE, "input_size"),
+    (3, ("layers", 1, "reverse"), DELETE, r"layers\[1\].reverse must be present as in layers\[0\]"),
+    (3, ("layers", 0, "reverse"), DELETE, r"layers\[1\].input_size"),
+    (3, ("layers", 0, "reverse", "threshold"), "-1", r"reverse.threshold"),
+    (3, ("layers", 1, "reverse", "bn_steps"), "0", r"reverse.bn_steps"),
+    (3, ("layers", 1, "reverse", "bn_steps"), "3", r"'l1_reverse.s_ih' is float32\(2, 24\), expected float32\(3, 24\)"),
+    (3, ("layers", 1, "reverse", "x"), "1", "unknown keys"),
+    (3, ("layers", 1, "reverse"), "true", "reverse must be a JSON object"),
+    (3, ("version",), "2", "absent in a version 2 file"),
+    (4, ("layers", 0, "reverse"), json.dumps({"bn_steps": 2, "threshold": 0}), "language model"),
+    (4, ("layers", 1, "proj_size"), "3", r"'l1.w_hh' is uint8\(2, 4\), expected uint8\(3, 4\)"),
 ]
 
 
@@ -234,6 +258,16 @@ def _get(h, path):
     return h
 
 
+def outputs(m, x):
+    """Logits of ``x`` ``(T, B, n)``: per step, or per sequence for a bidirectional classifier
+    (which runs on whole sequences only)."""
+    if m.bidirectional:
+        with pytest.raises(ValueError, match="bidirectional"):
+            m.run(x)
+        return m.classify(x.transpose(1, 0, 2)), None
+    return m.run(x)
+
+
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory):
     d = tmp_path_factory.mktemp("orig")
@@ -241,19 +275,21 @@ def originals(tmp_path_factory):
     for i, (header, tensors) in enumerate(BASES):
         m = Model.load(write_raw(d / f"{i}.lrnn", full(header), tensors))
         x = np.array([[1, 2], [3, 4], [5, 0]]) if m.is_lm else np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 2, 2)
-        out.append((m, x, m.run(x)[0]))
+        out.append((m, x, outputs(m, x)[0]))
     return out
 
 
 def behaves(m, path, original):
     """A mutated header that loads: every public entry point works, and the model computes what the
-    original did unless the mutation changed what it computes (layers or input)."""
+    original did unless the mutation changed what it computes (layers, input or code layout)."""
     ref, x, y_ref = original
     if m.is_lm != ref.is_lm:  # the task moved between LM and classifier: inputs differ
         return
-    y, state = m.run(x)
-    assert y.shape == y_ref.shape and all(type(s) is float for s in state.sparsity())
-    if m.header["layers"] == ref.header["layers"] and m.header["input"] == ref.header["input"]:
+    y, state = outputs(m, x)
+    assert y.shape == y_ref.shape or m.bidirectional != ref.bidirectional
+    assert state is None or all(type(s) is float for s in state.sparsity())
+    if (m.header["layers"] == ref.header["layers"] and m.header["input"] == ref.header["input"]
+            and m.header["version"] == ref.header["version"]):
         assert np.array_equal(y, y_ref)
     assert m.header["task"] in summary(path)
     if m.is_lm:  # a prompt of the file's own vocabulary (an unknown character is refused on purpose)
@@ -319,9 +355,25 @@ def _padded():
     return header, _with(t, l0__w_hh=t["l0.w_hh"] | np.array([0, 0x80], np.uint8))
 
 
+def _padded_ternary():
+    """16 ternary codes per row in 4 base-3 bytes: the last holds one code, so it must be below 3."""
+    header, t = make(weights=("ternary",))
+    w = t["l0.w_hh"].copy()
+    w[1, -1] = 3
+    return header, _with(t, l0__w_hh=w)
+
+
 BAD_TENSORS = {  # change -> (header, tensors), words the message must hold
-    "codes": (lambda h, t: (h, _with(t, l0__w_hh=np.full_like(t["l0.w_hh"], 0xFF))), "invalid value 0b11"),
-    "padding": (lambda h, t: _padded(), "padding bits"),
+    "codes": (lambda h, t: (h, _with(t, l0__w_hh=np.full_like(t["l0.w_hh"], 243))), "invalid value 243"),
+    "padding": (lambda h, t: _padded(), "non-zero padding"),
+    "base-3 padding": (lambda h, t: _padded_ternary(), "non-zero padding"),
+    "projection missing": (lambda h, t: (BASES[3][0], _with(BASES[3][1], l0__w_hr=None)), "'l0.w_hr' is missing"),
+    "reverse shape": (lambda h, t: (BASES[3][0], _with(BASES[3][1], l1_reverse__s_hr=np.zeros((1, 6), np.float32))),
+                      r"'l1_reverse.s_hr' is float32\(1, 6\), expected float32\(1, 3\)"),
+    "reverse missing": (lambda h, t: (BASES[3][0], _with(BASES[3][1], l0_reverse__b=None)),
+                        "'l0_reverse.b' is missing"),
+    "output width": (lambda h, t: (BASES[3][0], _with(BASES[3][1], out__weight=np.zeros((3, 3), np.float32))),
+                     r"out.weight.*expected float32\(3, 6\)"),
     "dtype": (lambda h, t: (h, _with(t, l0__b=t["l0.b"].astype(np.float64))), "expected float32"),
     "nan": (lambda h, t: (h, _with(t, l1__s_c=np.where(np.arange(4) == 2, np.nan, t["l1.s_c"]).astype(np.float32))),
             "non-finite"),

@@ -36,14 +36,19 @@ def _export(model, tmp_path, task="char-lm", vocab=None):
     return path
 
 
-@pytest.mark.parametrize("mode", ["binary", "ternary"])
-def test_pack_round_trip(mode):
+@pytest.mark.parametrize("mode, version, per", [("binary", 3, 8), ("ternary", 3, 5), ("ternary", 2, 4),
+                                                 ("binary", 1, 8)])
+def test_pack_round_trip(mode, version, per):
+    """Ternary codes pack base 3 (five per byte) from format version 3, in 2-bit fields before."""
     rng = np.random.default_rng(0)
     vals = [-1, 1] if mode == "binary" else [-1, 0, 1]
     codes = rng.choice(vals, size=(5, 37)).astype(np.int8)
-    packed = pack_codes(codes, mode)
-    assert packed.shape == (5, -(-37 * (1 if mode == "binary" else 2) // 8))
-    assert np.array_equal(unpack_codes(packed, 37, mode), codes)
+    packed = pack_codes(codes, mode, version)
+    assert packed.shape == (5, -(-37 // per))
+    assert np.array_equal(unpack_codes(packed, 37, mode, version), codes)
+    if (mode, version) == ("ternary", 3):  # first code in the lowest digit: -1 0 +1 0 0 -> 2 + 1 * 9
+        assert pack_codes(np.int8([[-1, 0, 1, 0, 0, 1]]), mode)[0].tolist() == [11, 1]
+        assert packed.max() < 243
 
 
 @pytest.mark.parametrize("weights", ["fp", "binary", "ternary"])
@@ -112,12 +117,14 @@ def test_generate_and_bad_inputs(tmp_path):
 
 
 def test_file_sizes_and_summary(tmp_path):
-    for weights, ratio in (("ternary", 16), ("binary", 32)):
-        model = _trained_lm(weights, False, 0.0, H=32)
+    for weights, per in (("ternary", 5), ("binary", 8)):  # codes per byte: base 3 and 1 bit
+        model = _trained_lm(weights, False, 0.0, H=40)
         header, tensors = read_lrnn(_export(model, tmp_path))
         fp32 = sum(p.numel() * 4 for n, p in model.lstm.named_parameters() if n.startswith("weight_"))
         packed = tensors["l0.w_ih"].nbytes + tensors["l0.w_hh"].nbytes
-        assert packed * ratio == fp32
+        assert packed * 4 * per == fp32  # 4H = 160 codes fill whole bytes
+        if weights == "ternary":
+            assert "20.0x smaller" in summary(tmp_path / "m.lrnn")
     assert "32.0x smaller" in summary(tmp_path / "m.lrnn")
 
 

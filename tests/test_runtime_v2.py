@@ -8,7 +8,7 @@ import torch
 from safetensors.numpy import save_file
 
 from _models import trained_lm
-from leanrnn.export import read_lrnn, write_lrnn
+from leanrnn.export import ModelFormatError, pack_codes, read_lrnn, unpack_codes, write_lrnn
 from leanrnn.export.exporter import model_to_lrnn, summary
 from leanrnn.export.format import checksum
 from leanrnn.export.spec import LayerSpec, ModelSpec, read_spec
@@ -68,16 +68,19 @@ def test_compact_file_is_smaller_and_its_metric_stays_within_0_005_bits(tmp_path
     assert ratio("b") > ratio("a") > 1
 
 
-def test_whole_file_ratio_to_the_fp32_twin(tmp_path):
-    """Hidden 1000, shared BN, compact: the whole file against the same file in float32."""
+@pytest.mark.parametrize("H, norm, ratio", [(256, dict(weight_norm=True), 12),
+                                             (1000, dict(batch_norm=True, bn_stats="shared"), 14)])
+def test_whole_file_ratio_to_the_fp32_twin(tmp_path, H, norm, ratio):
+    """Compact, ternary codes base 3: the whole file against the same file in float32, at the demo's
+    shape (embedding 64, hidden 256, ~100 characters, weight norm) and at hidden 1000."""
     torch.manual_seed(0)
-    m = LanguageModel(100, 1000, embed_size=64, weights="ternary", batch_norm=True, bn_stats="shared").eval()
-    header, tensors = model_to_lrnn(m, {"task": "char-lm"}, [str(i) for i in range(100)], compact=True)
+    m = LanguageModel(98, H, embed_size=64, weights="ternary", **norm).eval()
+    header, tensors = model_to_lrnn(m, {"task": "char-lm"}, [str(i) for i in range(98)], compact=True)
     write_lrnn(tmp_path / "m.lrnn", header, tensors)
     line = summary(tmp_path / "m.lrnn").splitlines()[-1]
     size, twin = (int(s.replace(",", "")) for s in line.split()[2:6:3])
     assert size == (tmp_path / "m.lrnn").stat().st_size
-    assert twin / size >= 14, line
+    assert twin / size >= ratio, line
 
 
 def test_classifier_file_carries_its_preprocessing(tmp_path):
@@ -139,13 +142,22 @@ def test_typed_spec_of_a_file(tmp_path):
     assert L0.s_ih.shape == (L0.steps, 64) and L0.norm_c and spec.num_outputs == V and spec.is_lm
 
 
-def test_version_1_files_still_load(tmp_path):
-    m = _load(_lm("ternary"), tmp_path)
+@pytest.mark.parametrize("version", [1, 2])
+def test_files_of_earlier_versions_still_load(tmp_path, version):
+    """Versions 1 and 2 pack ternary codes in 2-bit fields (four per byte), version 3 base 3 (five)."""
+    m = _load(_lm("ternary", layers=2), tmp_path)
     header, tensors = read_lrnn(tmp_path / "m.lrnn")
-    old = dict(header, version=1)
-    old["checksum"] = checksum(old, tensors)
-    save_file(tensors, str(tmp_path / "v1.lrnn"), metadata={"leanrnn": json.dumps(old)})
-    assert np.array_equal(Model.load(tmp_path / "v1.lrnn").run([1, 2, 3])[0], m.run([1, 2, 3])[0])
+    old = dict(header, version=version)
+    t = {k: pack_codes(unpack_codes(a, 64, "ternary"), "ternary", version) if a.dtype == np.uint8 else a
+         for k, a in tensors.items()}
+    assert t["l0.w_hh"].shape == (16, 16) and tensors["l0.w_hh"].shape == (16, 13)
+    old["checksum"] = checksum(old, t)
+    save_file(t, str(tmp_path / "old.lrnn"), metadata={"leanrnn": json.dumps(old)})
+    assert np.array_equal(Model.load(tmp_path / "old.lrnn").run([1, 2, 3])[0], m.run([1, 2, 3])[0])
+    mixed = dict(old, checksum=checksum(old, tensors))  # base-3 codes under an old version: refused
+    save_file(tensors, str(tmp_path / "mixed.lrnn"), metadata={"leanrnn": json.dumps(mixed)})
+    with pytest.raises(ModelFormatError, match="l0.w_ih"):
+        Model.load(tmp_path / "mixed.lrnn")
 
 
 def test_gate_nonlinearities_within_their_stated_bounds():

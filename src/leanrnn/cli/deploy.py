@@ -24,11 +24,14 @@ def add_parsers(sub) -> dict:
 
 
 def export(args, argv) -> int:
-    from ..export import export_run, summary
+    from ..export import ExportError, export_run, summary
     run = checks.run_dir(args.run, "export")
     out = checks.output_file(args.output, "-o", "model.lrnn", replace=("model",))
     with checks.foreign_checkpoint(run):
-        export_run(run, out, args.checkpoint, compact=args.compact)
+        try:
+            export_run(run, out, args.checkpoint, compact=args.compact)
+        except ExportError as e:  # a model the format cannot hold: one line, nothing written
+            raise checks.CliError(f"cannot export {run}: {e}") from None
     print(summary(out))
     return 0
 

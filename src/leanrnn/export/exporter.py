@@ -8,6 +8,12 @@ normalization. Running statistics with one row (``bn_stats="shared"``) give one-
 ``s_r = max_j |W_rj| / 127`` (``q = round(W / s_r)``, so each weight moves by at most ``s_r / 2``)
 and the per-gate tables as float16 (relative rounding ``2^-11``): a smaller file whose metric moves
 a little (tested within 0.005 bits/char of torch eval), where the default is exact to float32.
+
+Each direction of each layer (``quantized_weights()``, in ``h_n``'s order) is written under its own
+prefix (``l{k}`` or ``l{k}_reverse``); a projection's codes and per-row scale go to ``w_hr`` and
+``s_hr`` (``s_hr`` = 1 for fp weights, which are stored as they are). The result is validated
+against the format before it is returned: a model the format cannot hold is an ``ExportError``
+(one line), never a file that does not load.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .format import pack_codes, read_lrnn, write_lrnn
+from .format import FIX, FORMAT, VERSION, ModelFormatError, output_size, pack_codes, read_lrnn, validate, write_lrnn
 
 
 def _np64(t):
@@ -55,14 +61,67 @@ def _scale(q: dict) -> np.ndarray | float:
                                                         else s, np.float64)
 
 
+class ExportError(ValueError):
+    """The model cannot be written as a ``.lrnn`` file; the message (one line) says why and what to do."""
+
+
+def _matrix(q: dict, mode: str, tensors: dict, name: str) -> np.ndarray | float:
+    """Store ``q`` (``quantized_weights``' dict of a ``(rows, cols)`` matrix) transposed as ``name``;
+    returns its weight scale (1 for fp weights, which are stored as they are)."""
+    if mode == "fp":
+        tensors[name] = np.ascontiguousarray(q["weight"].t().float().numpy())
+        return 1.0
+    tensors[name] = pack_codes(q["codes"].t().numpy(), mode)
+    return _scale(q)
+
+
+def _fold_direction(q: dict, pre: str, tensors: dict) -> dict:
+    """One layer direction's tensors under ``pre``; returns its header part ``{bn_steps, threshold}``."""
+    mode = q["weights"]
+    rows = lambda m: (m["weight"] if mode == "fp" else m["codes"]).shape[0]  # noqa: E731
+    G = rows(q["weight_hh"])
+    a = {key: _matrix(q[mat], mode, tensors, f"{pre}.{key}") for mat, key in (("weight_ih", "w_ih"),
+                                                                                ("weight_hh", "w_hh"))}
+    if q.get("weight_hr") is not None:
+        s_hr = _matrix(q["weight_hr"], mode, tensors, f"{pre}.w_hr")
+        tensors[f"{pre}.s_hr"] = np.broadcast_to(np.asarray(s_hr, np.float32), (1, rows(q["weight_hr"]))).copy()
+    bias = np.zeros(G) if q["bias"] is None else _np64(q["bias"])
+    bn = q["batch_norm"]
+    if bn:
+        def fold(s):
+            mean, var = _np64(s["running_mean"]), _np64(s["running_var"])
+            if mean.shape[0] == 0:  # never trained: the identity statistics eval mode uses
+                mean, var = np.zeros((1, mean.shape[1])), np.ones((1, mean.shape[1]))
+            g = _np64(s["gamma"]) / np.sqrt(var + s["eps"])
+            return g, -g * mean
+        g_ih, m_ih = fold(bn["ih"])
+        g_hh, m_hh = fold(bn["hh"])
+        g_c, m_c = fold(bn["c"])
+        T = max(len(g_ih), len(g_hh), len(g_c))
+        s_ih, s_hh, b = g_ih * a["w_ih"], g_hh * a["w_hh"], bias + m_ih + m_hh
+        s_c, b_c = g_c, m_c + _np64(bn["c"]["beta"])
+        for name, v in (("s_ih", s_ih), ("s_hh", s_hh), ("b", b), ("s_c", s_c), ("b_c", b_c)):
+            tensors[f"{pre}.{name}"] = np.broadcast_to(v, (T, v.shape[1])).astype(np.float32)
+    else:
+        T = 1
+        tensors[f"{pre}.s_ih"] = np.broadcast_to(np.asarray(a["w_ih"], np.float32), (1, G)).copy()
+        tensors[f"{pre}.s_hh"] = np.broadcast_to(np.asarray(a["w_hh"], np.float32), (1, G)).copy()
+        tensors[f"{pre}.b"] = bias[None].astype(np.float32)
+    return {"bn_steps": T, "threshold": float(q["prune_threshold"])}
+
+
 def model_to_lrnn(model, config: dict, vocab, compact: bool = False) -> tuple[dict, dict]:
     """Header and tensors of a ``LanguageModel`` or ``SeqClassifier`` (eval-mode semantics);
-    ``compact``: int8 embedding and output layer, float16 tables (see the module docstring)."""
+    ``compact``: int8 embedding and output layer, float16 tables (see the module docstring).
+    Bidirectional LSTMs export for classifiers only (ExportError for a language model)."""
     from ..tasks.lm import LanguageModel, OneHot
     lstm = model.lstm
     tensors: dict[str, np.ndarray] = {}
     task = config["task"]
     if isinstance(model, LanguageModel):
+        if getattr(lstm, "bidirectional", False):
+            raise ExportError("a bidirectional language model cannot run token by token (its reverse direction "
+                              "reads the text backwards); train it without --bidirectional")
         if isinstance(model.embed, OneHot):
             inp = {"kind": "onehot", "size": model.embed.num_classes, "vocab": model.embed.num_classes}
         else:
@@ -73,53 +132,27 @@ def model_to_lrnn(model, config: dict, vocab, compact: bool = False) -> tuple[di
     else:
         inp = {"kind": "dense", "size": lstm.input_size}
         out = model.head
-    layers = []
-    H = lstm.hidden_size
-    for k, q in enumerate(lstm.quantized_weights()):
-        if q.get("reverse") or q.get("weight_hr") is not None:
-            raise ValueError("the .lrnn format holds one-directional LSTMs without projection; this model is "
-                             f"{'bidirectional' if q.get('reverse') else 'projected (proj_size > 0)'}: train it "
-                             "without that option to export it")
-        mode = q["weights"]
-        a = {}
-        for mat, key in (("weight_ih", "w_ih"), ("weight_hh", "w_hh")):
-            if mode == "fp":
-                tensors[f"l{k}.{key}"] = q[mat]["weight"].t().float().numpy()
-                a[key] = 1.0
-            else:
-                tensors[f"l{k}.{key}"] = pack_codes(q[mat]["codes"].t().numpy(), mode)
-                a[key] = _scale(q[mat])
-        bias = np.zeros(4 * H) if q["bias"] is None else _np64(q["bias"])
-        bn = q["batch_norm"]
-        if bn:
-            def fold(s):
-                mean, var = _np64(s["running_mean"]), _np64(s["running_var"])
-                if mean.shape[0] == 0:  # never trained: the identity statistics eval mode uses
-                    mean, var = np.zeros((1, mean.shape[1])), np.ones((1, mean.shape[1]))
-                g = _np64(s["gamma"]) / np.sqrt(var + s["eps"])
-                return g, -g * mean
-            g_ih, m_ih = fold(bn["ih"])
-            g_hh, m_hh = fold(bn["hh"])
-            g_c, m_c = fold(bn["c"])
-            T = max(len(g_ih), len(g_hh), len(g_c))
-            s_ih, s_hh, b = g_ih * a["w_ih"], g_hh * a["w_hh"], bias + m_ih + m_hh
-            s_c, b_c = g_c, m_c + _np64(bn["c"]["beta"])
-            for name, v in (("s_ih", s_ih), ("s_hh", s_hh), ("b", b), ("s_c", s_c), ("b_c", b_c)):
-                tensors[f"l{k}.{name}"] = np.broadcast_to(v, (T, v.shape[1])).astype(np.float32)
-        else:
-            T = 1
-            tensors[f"l{k}.s_ih"] = np.broadcast_to(np.asarray(a["w_ih"], np.float32), (1, 4 * H)).copy()
-            tensors[f"l{k}.s_hh"] = np.broadcast_to(np.asarray(a["w_hh"], np.float32), (1, 4 * H)).copy()
-            tensors[f"l{k}.b"] = bias[None].astype(np.float32)
-        if compact:
-            for name in ("s_ih", "s_hh", "b", "s_c", "b_c"):
-                if f"l{k}.{name}" in tensors:
-                    tensors[f"l{k}.{name}"] = tensors[f"l{k}.{name}"].astype(np.float16)
-        layers.append({"input_size": inp["size"] if k == 0 else H, "hidden_size": H, "weights": mode,
-                       "batch_norm": bool(bn), "bn_steps": T, "threshold": float(q["prune_threshold"])})
+    layers: list[dict] = []
+    H, P = lstm.hidden_size, getattr(lstm, "proj_size", 0)
+    D = 2 if getattr(lstm, "bidirectional", False) else 1
+    for q in lstm.quantized_weights():
+        k, rev = q.get("layer", len(layers)), bool(q.get("reverse"))
+        part = _fold_direction(q, f"l{k}_reverse" if rev else f"l{k}", tensors)
+        if rev:
+            layers[k]["reverse"] = part
+            continue
+        layers.append({"input_size": inp["size"] if k == 0 else D * (P or H), "hidden_size": H,
+                       "weights": q["weights"], "batch_norm": bool(q["batch_norm"]), **part}
+                      | ({"proj_size": P} if P else {}))
     tensors["out.weight"] = out.weight.detach().cpu().float().numpy()
     tensors["out.bias"] = out.bias.detach().cpu().float().numpy()
     if compact:
+        for name, a in tensors.items():
+            if a.dtype == np.float32 and name.rsplit(".", 1)[1] in ("s_ih", "s_hh", "b", "s_c", "b_c", "s_hr"):
+                if np.abs(a).max(initial=0) > np.finfo(np.float16).max:
+                    raise ExportError(f"{name} reaches {np.abs(a).max():.4g}, beyond float16's range: export "
+                                      "this model without --compact")
+                tensors[name] = a.astype(np.float16)
         for part in ("embed", "out"):
             if f"{part}.weight" in tensors:
                 tensors[f"{part}.weight"], tensors[f"{part}.scale"] = _int8_rows(tensors[f"{part}.weight"])
@@ -128,6 +161,10 @@ def model_to_lrnn(model, config: dict, vocab, compact: bool = False) -> tuple[di
     pre = preprocess_of(config)
     if pre is not None:
         header["preprocess"] = pre
+    try:
+        validate({"format": FORMAT, "version": VERSION, "checksum": "", **header}, tensors)
+    except ModelFormatError as e:
+        raise ExportError(f"this model does not fit the .lrnn format: {str(e).replace('; ' + FIX, '')}") from None
     return header, tensors
 
 
@@ -145,8 +182,10 @@ def _fp32_bytes(header: dict, name: str, a: np.ndarray) -> int:
     """Bytes of tensor ``name`` in the model's fp32 twin: codes, int8 and fp16 as float32, no scales."""
     if name.endswith(".scale"):
         return 0
-    if name.endswith((".w_ih", ".w_hh")) and a.dtype == np.uint8:
-        return a.shape[0] * 4 * header["layers"][int(name[1:name.index(".")])]["hidden_size"] * 4
+    if a.dtype == np.uint8:  # packed codes (rows, bytes) of a matrix (rows, cols)
+        L = header["layers"][int(name[1:].split(".")[0].split("_")[0])]
+        cols = output_size(L) if name.endswith(".w_hr") else 4 * L["hidden_size"]
+        return a.shape[0] * cols * 4
     return a.size * 4
 
 
@@ -157,16 +196,20 @@ def summary(path: str | Path) -> str:
     lines = [f"{path}: leanrnn format v{header['version']}, task {header['task']}, "
              f"input {header['input']['kind']} ({header['input']['size']}), outputs {header['num_outputs']}"]
     for k, L in enumerate(header["layers"]):
-        lines.append(f"layer {k}: {L['input_size']} -> {L['hidden_size']}, weights {L['weights']}, "
-                     f"batch_norm {L['batch_norm']} ({L['bn_steps']} steps), threshold {L['threshold']:.4g}")
-    lines.append(f"{'part':<16}{'shape':<22}{'dtype':<9}{'bytes':>12}{'fp32 bytes':>13}{'ratio':>8}")
+        proj = f" (projected to {L['proj_size']})" if "proj_size" in L else ""
+        rev = L.get("reverse")
+        both = f"; reverse: {rev['bn_steps']} steps, threshold {rev['threshold']:.4g}" if rev else ""
+        lines.append(f"layer {k}: {L['input_size']} -> {L['hidden_size']}{proj}, weights {L['weights']}, "
+                     f"batch_norm {L['batch_norm']} ({L['bn_steps']} steps), threshold {L['threshold']:.4g}"
+                     f"{', bidirectional' + both if rev else ''}")
+    lines.append(f"{'part':<20}{'shape':<18}{'dtype':<9}{'bytes':>12}{'fp32 bytes':>13}{'ratio':>8}")
     total = total_fp = 0
     for name in sorted(tensors):
         a = tensors[name]
         fp = _fp32_bytes(header, name, a)
         total, total_fp = total + a.nbytes, total_fp + fp
-        lines.append(f"{name:<16}{tuple(a.shape)!s:<22}{a.dtype!s:<9}{a.nbytes:>12,}{fp:>13,}{fp / a.nbytes:>7.1f}x")
-    w = [n for n in tensors if n.endswith((".w_ih", ".w_hh"))]
+        lines.append(f"{name:<20}{tuple(a.shape)!s:<18}{a.dtype!s:<9}{a.nbytes:>12,}{fp:>13,}{fp / a.nbytes:>7.1f}x")
+    w = [n for n in tensors if n.endswith((".w_ih", ".w_hh", ".w_hr"))]
     wb = sum(tensors[n].nbytes for n in w)
     wfp = sum(_fp32_bytes(header, n, tensors[n]) for n in w)
     lines.append(f"LSTM weight matrices: {wb:,} bytes vs {wfp:,} in fp32 ({wfp / wb:.1f}x smaller)")

@@ -2,14 +2,31 @@
 
 Torch-free (numpy + safetensors) so that ``leanrnn.runtime`` can read it on a device with no torch.
 
-Layout, version 2 (version 1 files, without the optional parts below, still read). Every weight
-matrix is stored transposed, ``(in_features, 4H)``, so the weights
-that multiply one input or state entry (a *column* of ``W``) are contiguous and a zero state entry
-skips one contiguous run. Codes are packed along the ``4H`` axis:
+Layout, version 3 (versions 1 and 2 still read; they differ only in the ternary packing and lack
+the optional parts). Every weight matrix is stored transposed, ``(in_features, out_features)``,
+so the weights that multiply one input or state entry (a *column* of ``W``) are contiguous and a
+zero state entry skips one contiguous run. Codes are packed along the output axis, in the digits of
+``facts.CODE_ENCODING``:
 
-* ternary, 2 bits: ``00`` = 0, ``01`` = +1, ``10`` = -1 (``11`` is invalid); four per byte, the
-  first in the lowest bits;
+* ternary, base 3 (version 3): digit ``0`` = 0, ``1`` = +1, ``2`` = -1; five per byte, ``byte =
+  d0 + 3 d1 + 9 d2 + 27 d3 + 81 d4`` with the first code in ``d0`` (1.6 bits per weight; bytes
+  from 243 up are invalid). Versions 1 and 2: 2-bit fields ``00`` = 0, ``01`` = +1, ``10`` = -1
+  (``11`` invalid), four per byte, the first in the lowest bits;
 * binary, 1 bit: ``1`` = +1, ``0`` = -1; eight per byte, the first in the lowest bit.
+
+Padding codes past the end of a row are 0 (their digits zero), so every model has one encoding.
+
+Tensors of layer ``k`` are named ``l{k}.*``: ``w_ih (n_in, 4H)``, ``w_hh (R, 4H)`` and the
+per-gate tables below, where ``R`` is ``proj_size`` with a projection (LSTMP, ``proj_size`` in the
+layer's header entry) and ``H`` otherwise. A projection adds ``w_hr (H, P)`` and its per-row scale
+``s_hr (1, P)``: ``r = s_hr * (C_hr . h)``; ``r`` (or ``h`` without projection) is what is pruned
+(``|r| >= threshold`` kept), fed back to ``w_hh`` and passed on. A bidirectional layer (a
+``reverse`` entry with the reverse direction's ``bn_steps`` and ``threshold``; classifiers only,
+every layer or none) adds the same tensors under ``l{k}_reverse.*``: that direction reads each
+sequence from its end, its time step ``t`` counting from there, and the layer's output is both
+directions' ``r`` side by side, so the next layer (or the output layer of a classifier, which reads
+the forward direction's final state and the reverse direction's state after the first element)
+takes ``2R`` features.
 
 Batch norm is folded exactly into per-gate scales and shifts for each stored time step ``t``
 (steps past the last reuse it): ``z_t = S_ih[t] * (C_ih . x) + S_hh[t] * (C_hh . h) + B[t]`` and
@@ -33,8 +50,9 @@ finite numbers, bounded sizes, consistent task/input/vocabulary), and only then 
 matched to it (``validate``: exact dtype and shape, finite floats, valid codes). Every defect is a
 ``ModelFormatError`` whose message names the field and the fix; nothing else escapes.
 
-Codes decode through 256-entry lookup tables straight into int8, a row block at a time: loading
-needs one byte per weight (the runtime's int8 codes) and no wider temporaries.
+Codes decode through a lookup table per layout (a byte value -> its 5, 4 or 8 codes) straight into
+int8, a row block at a time: loading needs one byte per weight (the runtime's int8 codes) and no
+wider temporaries, and the kernels never see the packing.
 """
 from __future__ import annotations
 
@@ -47,11 +65,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..facts import TASKS
-from ..facts import WEIGHT_BITS as BITS
+from ..facts import CODE_ENCODING, TASKS, WEIGHT_MODES
 
-FORMAT, VERSION = "leanrnn", 2
-OLDEST_VERSION = 1           # version 1: the same layout without the optional parts
+FORMAT, VERSION = "leanrnn", 3
+OLDEST_VERSION = 1           # version 1: the layout of version 2 without its optional parts
+BASE3_VERSION = 3            # ternary codes packed base 3 from this version on, 2-bit fields before
 MAX_HEADER_CHARS = 1 << 25   # a 1 M-word vocabulary fits with room to spare
 MAX_DEPTH = 16               # the exporter writes 4 levels (header -> config -> dict -> list)
 MAX_SIZE = 1 << 20           # features, hidden units, vocabulary entries, outputs
@@ -70,77 +88,92 @@ class ModelFormatError(ValueError):
 
 # -- packing ----------------------------------------------------------------------------------------
 
-def _per(mode: str) -> tuple[int, int]:
-    """Codes per byte and bits per code."""
+def _per(mode: str, version: int = VERSION) -> tuple[int, int]:
+    """Codes per byte and the radix of one code's digit (``2 ** bits`` for bit fields)."""
     if mode == "ternary":
-        return 4, 2
+        return (5, 3) if version >= BASE3_VERSION else (4, 4)
     if mode == "binary":
-        return 8, 1
+        return 8, 2
     raise ValueError(f"cannot pack mode {mode!r}: expected 'binary' or 'ternary'")
 
 
-def pack_codes(codes: np.ndarray, mode: str) -> np.ndarray:
-    """Pack int8 codes of shape ``(rows, n)`` along the last axis into uint8."""
-    per, width = _per(mode)
+def _digits(codes: np.ndarray, mode: str) -> np.ndarray:
+    """Code -> digit (ternary 0 / +1 / -1 -> 0 / 1 / 2, binary -1 / +1 -> 0 / 1), as ``facts`` encodes them."""
+    enc = CODE_ENCODING[mode]
+    if not np.isin(codes, list(enc)).all():
+        raise ValueError(f"{mode} codes must be {' or '.join(f'{c:+d}' for c in sorted(enc))}")
+    out = np.zeros(codes.shape, np.uint8)
+    for c, d in enc.items():
+        out[codes == c] = d
+    return out
+
+
+def pack_codes(codes: np.ndarray, mode: str, version: int = VERSION) -> np.ndarray:
+    """Pack int8 codes of shape ``(rows, n)`` along the last axis into uint8, in the layout of
+    format ``version`` (ternary: base 3 from version 3, 2-bit fields before)."""
+    per, radix = _per(mode, version)
     codes = np.asarray(codes, dtype=np.int8)
     rows, n = codes.shape
-    if mode == "ternary":
-        if not np.isin(codes, (-1, 0, 1)).all():
-            raise ValueError("ternary codes must be -1, 0 or +1")
-        v = np.where(codes == 1, 1, np.where(codes == -1, 2, 0)).astype(np.uint8)
-    else:
-        if not np.isin(codes, (-1, 1)).all():
-            raise ValueError("binary codes must be -1 or +1")
-        v = (codes == 1).astype(np.uint8)
-    pad = (-n) % per
-    v = np.pad(v, ((0, 0), (0, pad))).reshape(rows, -1, per)
-    shifts = (np.arange(per, dtype=np.uint8) * width).astype(np.uint8)
-    return np.bitwise_or.reduce(v << shifts, axis=2).astype(np.uint8)
+    v = _digits(codes, mode)
+    v = np.pad(v, ((0, 0), (0, (-n) % per))).reshape(rows, -1, per).astype(np.uint16)
+    weights = (radix ** np.arange(per)).astype(np.uint16)
+    return (v * weights).sum(2).astype(np.uint8)
 
 
 def _tables():
+    """Per layout, the (256, per) int8 codes of every byte value and which bytes are invalid."""
     b = np.arange(256)
-    tern = (b[:, None] >> (2 * np.arange(4))) & 3                 # (256, 4) 2-bit fields
-    tern_lut = np.select([tern == 1, tern == 2], [1, -1], 0).astype(np.int8)
-    tern_bad = (tern == 3).any(1)
-    bin_lut = np.where((b[:, None] >> np.arange(8)) & 1, 1, -1).astype(np.int8)
-    return {"ternary": (tern_lut, tern_bad), "binary": (bin_lut, np.zeros(256, bool))}
+    out = {}
+    for mode, per, radix in (("ternary", 4, 4), ("ternary", 5, 3), ("binary", 8, 2)):
+        d = (b[:, None] // radix ** np.arange(per)) % radix          # (256, per) digits
+        lut = np.zeros(d.shape, np.int8)
+        for c, digit in CODE_ENCODING[mode].items():
+            lut[d == digit] = c
+        bad = (d >= len(CODE_ENCODING[mode])).any(1) | (b >= radix ** per)
+        out[mode, per] = (lut, bad)
+    return out
 
 
 _LUT = _tables()
 _BLOCK = 1 << 20  # packed bytes decoded per block
 
 
-def check_codes(packed: np.ndarray, n: int, mode: str) -> None:
+def check_codes(packed: np.ndarray, n: int, mode: str, version: int = VERSION) -> None:
     """Raise ModelFormatError unless ``packed`` holds valid ``(rows, n)`` codes with zero padding."""
-    per, width = _per(mode)
+    per, radix = _per(mode, version)
+    width = packed_width(n, mode, version)
     if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8 or packed.ndim != 2 \
-            or packed.shape[1] != packed_width(n, mode):
-        raise ModelFormatError(f"packed {mode} codes for {n} columns must be uint8 (rows, "
-                               f"{packed_width(n, mode)}), got {getattr(packed, 'dtype', type(packed).__name__)}"
-                               f"{getattr(packed, 'shape', '')}; {FIX}")
-    rem = n - (packed.shape[1] - 1) * per  # codes held by the last byte of a row
-    if rem < per and (packed[:, -1] >> np.uint8(rem * width)).any():
-        raise ModelFormatError(f"packed weight codes have non-zero padding bits; {FIX}")
-    if mode == "ternary" and _LUT[mode][1][packed].any():
-        raise ModelFormatError(f"ternary weight codes hold the invalid value 0b11; {FIX}")
+            or packed.shape[1] != width:
+        raise ModelFormatError(f"packed {mode} codes for {n} columns must be uint8 (rows, {width}), got "
+                               f"{getattr(packed, 'dtype', type(packed).__name__)}{getattr(packed, 'shape', '')}; "
+                               f"{FIX}")
+    bad = _LUT[mode, per][1][packed]
+    if bad.any():
+        v = int(packed[bad].flat[0])
+        what = "the invalid value 0b11" if radix == 4 else f"the invalid value {v} (base-3 bytes are below 243)"
+        raise ModelFormatError(f"{mode} weight codes hold {what}; {FIX}")
+    rem = n - (width - 1) * per  # codes held by the last byte of a row
+    if rem < per and (packed[:, -1] >= radix ** rem).any():
+        raise ModelFormatError(f"packed weight codes have non-zero padding; {FIX}")
 
 
-def unpack_codes(packed: np.ndarray, n: int, mode: str) -> np.ndarray:
-    """Inverse of ``pack_codes``: C-contiguous int8 codes ``(rows, n)``; raises on invalid codes."""
-    check_codes(packed, n, mode)
-    lut = _LUT[mode][0]
+def unpack_codes(packed: np.ndarray, n: int, mode: str, version: int = VERSION) -> np.ndarray:
+    """Inverse of ``pack_codes`` (same ``version``): C-contiguous int8 codes ``(rows, n)``; raises
+    ModelFormatError on invalid codes."""
+    check_codes(packed, n, mode, version)
+    lut = _LUT[mode, _per(mode, version)[0]][0]
     rows = packed.shape[0]
     out = np.empty((rows, n), np.int8)
-    step = max(1, _BLOCK // packed.shape[1])
+    step = max(1, _BLOCK // max(packed.shape[1], 1))
     for r in range(0, rows, step):
         block = lut[packed[r:r + step]]               # (rows, bytes, per) int8
         out[r:r + step] = block.reshape(block.shape[0], -1)[:, :n]
     return out
 
 
-def packed_width(n: int, mode: str) -> int:
-    return math.ceil(n * BITS[mode] / 8)
+def packed_width(n: int, mode: str, version: int = VERSION) -> int:
+    """Bytes per row of ``n`` packed codes."""
+    return -(-n // _per(mode, version)[0])
 
 
 # -- file I/O ---------------------------------------------------------------------------------------
@@ -363,18 +396,39 @@ def check_header(header) -> None:
     n_in = size
     for k, L in enumerate(layers):
         w = f"layers[{k}]"
-        _keys(L, w, {"input_size", "hidden_size", "weights", "batch_norm", "bn_steps", "threshold"})
+        _keys(L, w, {"input_size", "hidden_size", "weights", "batch_norm", "bn_steps", "threshold"},
+              {"proj_size", "reverse"})
         if _int(L["input_size"], f"{w}.input_size") != n_in:
             raise _bad(f"{w}.input_size", f"{n_in} (the size of what feeds it)", L["input_size"])
-        n_in = _int(L["hidden_size"], f"{w}.hidden_size")
-        if type(L["weights"]) is not str or L["weights"] not in BITS:
-            raise _bad(f"{w}.weights", f"one of {list(BITS)}", L["weights"])
+        H = _int(L["hidden_size"], f"{w}.hidden_size")
+        if type(L["weights"]) is not str or L["weights"] not in WEIGHT_MODES:
+            raise _bad(f"{w}.weights", f"one of {list(WEIGHT_MODES)}", L["weights"])
         if type(L["batch_norm"]) is not bool:
             raise _bad(f"{w}.batch_norm", "true or false", L["batch_norm"])
-        _int(L["bn_steps"], f"{w}.bn_steps", 1, MAX_BN_STEPS if L["batch_norm"] else 1)
-        thr = L["threshold"]
-        if type(thr) not in (int, float) or not 0 <= thr <= FLOAT32_MAX:
-            raise _bad(f"{w}.threshold", "a finite number >= 0", thr)
+        for part in ("proj_size", "reverse"):
+            if part in L and header["version"] < BASE3_VERSION:
+                raise _bad(f"{w}.{part}", f"absent in a version {header['version']} file (it came with version "
+                           f"{BASE3_VERSION})", L[part])
+        _direction(L, w, L["batch_norm"])
+        R = _int(L["proj_size"], f"{w}.proj_size", 1, H - 1) if "proj_size" in L else H
+        if "reverse" in L:
+            if lm:
+                raise _bad(f"{w}.reverse", "absent: a language model predicts the next token, so it cannot read "
+                           "its sequence backwards", L["reverse"])
+            _direction(_keys(L["reverse"], f"{w}.reverse", {"bn_steps", "threshold"}), f"{w}.reverse",
+                       L["batch_norm"])
+        if ("reverse" in L) != ("reverse" in layers[0]):
+            raise _bad(f"{w}.reverse", f"{'present' if 'reverse' in layers[0] else 'absent'} as in layers[0]: "
+                       "every layer of a bidirectional LSTM has both directions", L.get("reverse"))
+        n_in = R * (2 if "reverse" in L else 1)
+
+
+def _direction(d: dict, w: str, batch_norm: bool) -> None:
+    """``bn_steps`` and ``threshold`` of one direction of a layer."""
+    _int(d["bn_steps"], f"{w}.bn_steps", 1, MAX_BN_STEPS if batch_norm else 1)
+    thr = d["threshold"]
+    if type(thr) not in (int, float) or not 0 <= thr <= FLOAT32_MAX:
+        raise _bad(f"{w}.threshold", "a finite number >= 0", thr)
 
 
 def _check_preprocess(p, lm: bool) -> None:
@@ -417,32 +471,56 @@ def _expect_matrix(tensors, name: str, shape, expected: set) -> None:
         expected.add(sname)
 
 
+def directions(header: dict) -> list[tuple[int, bool, str, dict]]:
+    """Per layer direction of a checked header, in ``h_n``'s order (``k * num_directions + d``):
+    ``(k, reverse, tensor prefix, {"bn_steps", "threshold"})``. The reverse direction's tensors
+    are named ``l{k}_reverse.*``, as ``nn.LSTM`` names its parameters."""
+    out = []
+    for k, L in enumerate(header["layers"]):
+        out.append((k, False, f"l{k}", L))
+        if "reverse" in L:
+            out.append((k, True, f"l{k}_reverse", L["reverse"]))
+    return out
+
+
+def output_size(L: dict) -> int:
+    """Width of one direction's output (and of the state it feeds back): ``proj_size`` or ``hidden_size``."""
+    return L.get("proj_size", L["hidden_size"])
+
+
 def validate(header: dict, tensors: dict[str, np.ndarray]) -> None:
     """Check the header's schema, then every tensor's presence, dtype, shape, finiteness and codes."""
     check_header(header)
+    version = header["version"]
     inp = header["input"]
     expected = {"out.weight", "out.bias"}
     if inp["kind"] == "embedding":
         _expect_matrix(tensors, "embed.weight", (inp["vocab"], inp["size"]), expected)
-    for k, L in enumerate(header["layers"]):
-        H, mode, n_in = L["hidden_size"], L["weights"], L["input_size"]
-        T = L["bn_steps"]
-        for mat, rows in (("w_ih", n_in), ("w_hh", H)):
-            name = f"l{k}.{mat}"
+    for k, _, pre, d in directions(header):
+        L = header["layers"][k]
+        H, mode, n_in, R = L["hidden_size"], L["weights"], L["input_size"], output_size(L)
+        T = d["bn_steps"]
+        mats = [("w_ih", n_in, 4 * H), ("w_hh", R, 4 * H)] + ([("w_hr", H, R)] if "proj_size" in L else [])
+        for mat, rows, cols in mats:
+            name = f"{pre}.{mat}"
             if mode == "fp":
-                _expect(tensors, name, (rows, 4 * H), np.float32)
+                _expect(tensors, name, (rows, cols), np.float32)
             else:
-                _expect(tensors, name, (rows, packed_width(4 * H, mode)), np.uint8)
+                _expect(tensors, name, (rows, packed_width(cols, mode, version)), np.uint8)
                 try:
-                    check_codes(tensors[name], 4 * H, mode)
+                    check_codes(tensors[name], cols, mode, version)
                 except ModelFormatError as e:
                     raise ModelFormatError(f"tensor {name!r}: {e}") from None
             expected.add(name)
-        names = [("s_ih", 4 * H), ("s_hh", 4 * H), ("b", 4 * H)] + ([("s_c", H), ("b_c", H)] if L["batch_norm"] else [])
-        for name, width in names:
-            _expect(tensors, f"l{k}.{name}", (T, width), (np.float32, np.float16))
-            expected.add(f"l{k}.{name}")
-    _expect_matrix(tensors, "out.weight", (header["num_outputs"], header["layers"][-1]["hidden_size"]), expected)
+        names = [("s_ih", T, 4 * H), ("s_hh", T, 4 * H), ("b", T, 4 * H)]
+        names += [("s_c", T, H), ("b_c", T, H)] if L["batch_norm"] else []
+        names += [("s_hr", 1, R)] if "proj_size" in L else []
+        for name, rows, width in names:
+            _expect(tensors, f"{pre}.{name}", (rows, width), (np.float32, np.float16))
+            expected.add(f"{pre}.{name}")
+    top = header["layers"][-1]
+    width = output_size(top) * (2 if "reverse" in top else 1)
+    _expect_matrix(tensors, "out.weight", (header["num_outputs"], width), expected)
     _expect(tensors, "out.bias", (header["num_outputs"],), np.float32)
     extra = set(tensors) - expected
     if extra:

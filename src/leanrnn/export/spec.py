@@ -2,8 +2,9 @@
 
 ``model_spec(header, tensors)`` turns a validated file into a ``ModelSpec``; the runtime, the
 accelerator model (``leanrnn.hw``) and the fixed-point reference read the spec's fields instead
-of the file's tensor names. Everything is decoded once: codes as int8 ``(in, 4H)`` (one row per
-input entry, see ``format``), per-gate vectors and tables as float32 ``(T, ...)`` whatever their
+of the file's tensor names. ``ModelSpec.layers`` holds one ``LayerSpec`` per layer direction, in
+``h_n``'s order. Everything is decoded once: codes as int8 ``(in, out)`` (one row per input entry,
+see ``format``), per-gate vectors and tables as float32 ``(T, ...)`` whatever their
 stored width (fp16 tables are widened), int8 embedding and output layers dequantized with their
 per-row scales (``W[r] = scale[r] * q[r]``), so every consumer computes with the same numbers.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .format import read_lrnn, unpack_codes
+from .format import VERSION, directions, output_size, read_lrnn, unpack_codes
 
 
 @dataclass(frozen=True)
@@ -48,21 +49,28 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One LSTM layer: ``z = s_ih[t] * (W_ih^T x) + s_hh[t] * (W_hh^T h) + b[t]`` per gate row
-    (order i, f, g, o), ``c_hat = s_c[t] * c + b_c[t]`` when ``s_c`` is given, ``t`` clamped to
-    ``steps - 1``; ``W`` are int8 codes (binary, ternary) or float32 weights (fp)."""
-    index: int
+    """One direction of one LSTM layer: ``z = s_ih[t] * (W_ih^T x) + s_hh[t] * (W_hh^T r) + b[t]``
+    per gate row (order i, f, g, o), ``c_hat = s_c[t] * c + b_c[t]`` when ``s_c`` is given, ``t``
+    clamped to ``steps - 1``; ``h = sigmoid(o) * tanh(c_hat)``; the output and state fed back is
+    ``r = h``, or ``r = s_hr * (W_hr^T h)`` with a projection, zeroed where ``|r| < threshold``.
+    ``W`` are int8 codes (binary, ternary) or float32 weights (fp). A reverse direction reads its
+    sequence backwards, ``t`` counting from the sequence's last element."""
+    index: int                   # position in ``ModelSpec.layers``: ``layer * directions + reverse``
     input_size: int
     hidden_size: int
     weights: str                 # "fp", "binary" or "ternary"
     w_ih: np.ndarray             # (input_size, 4H) int8 codes, float32 for "fp"
-    w_hh: np.ndarray             # (H, 4H)
+    w_hh: np.ndarray             # (R, 4H), R = output_size
     s_ih: np.ndarray             # (steps, 4H) float32
     s_hh: np.ndarray
     b: np.ndarray
     s_c: np.ndarray | None       # (steps, H) float32, None without normalization of c
     b_c: np.ndarray | None
-    threshold: float             # |h| below it is fed back as 0
+    threshold: float             # |r| below it is fed back as 0
+    layer: int = 0               # the layer this direction belongs to
+    reverse: bool = False
+    w_hr: np.ndarray | None = None   # (H, P) projection codes (float32 for "fp"), None without projection
+    s_hr: np.ndarray | None = None   # (P,) float32 per-row scale of the projection
 
     @property
     def steps(self) -> int:
@@ -71,6 +79,16 @@ class LayerSpec:
     @property
     def norm_c(self) -> bool:
         return self.s_c is not None
+
+    @property
+    def proj_size(self) -> int:
+        """``P``, 0 without projection."""
+        return 0 if self.w_hr is None else int(self.w_hr.shape[1])
+
+    @property
+    def output_size(self) -> int:
+        """``R``: the width of ``r``, the output and the state fed back."""
+        return self.proj_size or self.hidden_size
 
 
 @dataclass(frozen=True)
@@ -85,13 +103,21 @@ class ModelSpec:
     task: str
     vocab: list[str] | None
     input: InputSpec
-    layers: tuple[LayerSpec, ...]
+    layers: tuple[LayerSpec, ...]   # per layer direction, in ``h_n``'s order (``k * directions + d``)
     output: OutputSpec
     header: dict                 # the file's header, as read (config, version, checksum)
 
     @property
     def is_lm(self) -> bool:
         return self.input.kind != "dense"
+
+    @property
+    def bidirectional(self) -> bool:
+        return any(L.reverse for L in self.layers)
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
     @property
     def num_outputs(self) -> int:
@@ -117,15 +143,20 @@ def model_spec(header: dict, tensors: dict) -> ModelSpec:
     ispec = InputSpec(inp["kind"], int(inp["size"]), inp.get("vocab"), embed, e8,
                       Preprocess.from_header(header.get("preprocess")))
     layers = []
-    for k, L in enumerate(header["layers"]):
-        H, mode = int(L["hidden_size"]), L["weights"]
+    version = header.get("version", VERSION)
+    for k, rev, pre, d in directions(header):
+        L = header["layers"][k]
+        H, mode, R = int(L["hidden_size"]), L["weights"], output_size(L)
+        mats = {"w_ih": 4 * H, "w_hh": 4 * H} | ({"w_hr": R} if "proj_size" in L else {})
         if mode == "fp":
-            w_ih, w_hh = _f32(tensors[f"l{k}.w_ih"]), _f32(tensors[f"l{k}.w_hh"])
+            w = {m: _f32(tensors[f"{pre}.{m}"]) for m in mats}
         else:
-            w_ih, w_hh = (unpack_codes(tensors[f"l{k}.{m}"], 4 * H, mode) for m in ("w_ih", "w_hh"))
-        t = {n: _f32(tensors[f"l{k}.{n}"]) for n in ("s_ih", "s_hh", "b", "s_c", "b_c") if f"l{k}.{n}" in tensors}
-        layers.append(LayerSpec(k, int(L["input_size"]), H, mode, w_ih, w_hh, t["s_ih"], t["s_hh"], t["b"],
-                                t.get("s_c"), t.get("b_c"), float(L["threshold"])))
+            w = {m: unpack_codes(tensors[f"{pre}.{m}"], n, mode, version) for m, n in mats.items()}
+        t = {n: _f32(tensors[f"{pre}.{n}"]) for n in ("s_ih", "s_hh", "b", "s_c", "b_c", "s_hr")
+             if f"{pre}.{n}" in tensors}
+        layers.append(LayerSpec(len(layers), int(L["input_size"]), H, mode, w["w_ih"], w["w_hh"], t["s_ih"],
+                                t["s_hh"], t["b"], t.get("s_c"), t.get("b_c"), float(d["threshold"]), k, rev,
+                                w.get("w_hr"), t["s_hr"][0] if "s_hr" in t else None))
     w, o8 = _dequant(tensors, "out.weight")
     return ModelSpec(header["task"], header.get("vocab"), ispec, tuple(layers),
                      OutputSpec(w, _f32(tensors["out.bias"]), o8), header)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..export.format import unpack_codes
+from ..export.format import VERSION, unpack_codes
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,12 @@ class FixedLayer:
         H, mode = int(L["hidden_size"]), L["weights"]
         if mode == "fp":
             raise ValueError("the fixed-point datapath needs binary or ternary weights")
-        codes = {m: unpack_codes(tensors[f"l{k}.{m}"], 4 * H, mode) for m in ("w_ih", "w_hh")}
+        for part, what in (("reverse", "a bidirectional layer"), ("proj_size", "a projection (proj_size)")):
+            if part in L:
+                raise ValueError(f"the fixed-point datapath models one-directional layers without projection; "
+                                 f"layer {k} has {what}")
+        version = header.get("version", VERSION)  # the code layout depends on the file's version
+        codes = {m: unpack_codes(tensors[f"l{k}.{m}"], 4 * H, mode, version) for m in ("w_ih", "w_hh")}
         sq = lambda name: fmt.sat(fmt.q(tensors[f"l{k}.{name}"], fmt.scale_frac), fmt.scale_bits)  # noqa: E731
         bn = bool(L["batch_norm"])
         T = tensors[f"l{k}.s_ih"].shape[0]

@@ -1,7 +1,8 @@
 """Per-step latency of a model in the runtime (``leanrnn bench``): median over steps, batch 1.
 
 Each timed step is ``Model.step`` on a token id (a language model) or a feature vector, the state
-fed back: the call a user makes."""
+fed back: the call a user makes. A bidirectional classifier has no step; its time per step is that
+of ``Model.classify`` on one sequence of ``steps`` steps (both directions) divided by ``steps``."""
 from __future__ import annotations
 
 import time
@@ -32,13 +33,20 @@ def bench_model(path: str, steps: int = 200) -> dict:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     m = Model.load(path)
     rng = np.random.default_rng(0)
-    state = m.initial_state(1)
     if m.is_lm:
         xs = [int(t) for t in rng.integers(0, m.input["vocab"], steps + 10)]
     else:
         p = m.preprocessing
         top = 1.0 if p is None else p.scale * p.raw_max
         xs = list(rng.random((steps + 10, m.input["size"]), dtype=np.float32) * np.float32(top))
+    if m.bidirectional:
+        seq = np.ascontiguousarray(np.stack(xs[:steps])[:, None])   # (T, 1, n)
+        med = time_steps(lambda i: m._classify_both_ways(seq), 5, warmup=1) / steps
+        sp = m._classify_both_ways(seq)[1]
+        print(f"{path}: {med * 1e6:.1f} us per step (bidirectional: whole sequences of {steps} steps, batch 1); "
+              f"zero states {', '.join(f'{s:.1%}' for s in sp)}")  # per layer direction
+        return {"seconds_per_step": med, "state_sparsity": sp}
+    state = m.initial_state(1)
     med = time_steps(lambda i: m.step(xs[i], state), steps)
     sp = state.sparsity()
     print(f"{path}: {med * 1e6:.1f} us per step (batch 1, median of {steps}); "

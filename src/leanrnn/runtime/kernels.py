@@ -26,6 +26,12 @@ Gates. ``tanh`` is a clamped 13/6 rational polynomial (Eigen's float approximati
 = tanh(x/2)/2 + 1/2``: no libm call, so the gate loop vectorizes. Measured error in float32 over
 [-20, 20] (tests): ``|tanh - tanh_exact| < 6e-7``, ``|sigmoid - exact| < 4e-7``.
 
+Projection (LSTMP). The gates write the unpruned ``h`` into scratch; ``spmv`` projects it
+(``(H, P)`` codes) into ``r``, which is scaled, pruned and fed back (``W_hh`` is ``(P, 4H)``).
+
+Bidirectional classifiers cannot step: ``layer_steps`` runs one layer direction over a whole
+sequence (the reverse one over it backwards), and ``Model.classify`` chains them layer by layer.
+
 No kernel checks bounds: ``Model`` checks every input before calling one. All use numpy's error
 model, so a NaN born of float32 overflow propagates instead of raising inside compiled code.
 """
@@ -40,11 +46,11 @@ IN_TABLE, IN_ONEHOT, IN_EMBED, IN_DENSE = 0, 1, 2, 3
 L_COUNT, IN_KIND, IN_SIZE, IN_OFF, OUT_N, OUT_W, OUT_B, M_HEAD = 0, 1, 2, 3, 4, 5, 6, 8
 # per-layer fields of M (stride M_LAYER from M_HEAD)
 (K_CODES, K_NIN, K_H, K_T, K_NORMC, K_WIH, K_WHH, K_SIH, K_SHH, K_B, K_SC, K_BC, K_THR,
- M_LAYER) = range(14)
+ K_R, K_P, K_WHR, K_SHR, M_LAYER) = range(18)
 # state fields of N: time step, batch, offsets of the logits (in S), token ids and index scratch (in N)
 N_T, N_B, N_LOGITS, N_TOK, N_IDX, N_HEAD = 0, 1, 2, 3, 4, 8
 # per-layer fields of N (stride N_LAYER from N_HEAD)
-S_H, S_C, S_AIH, S_AHH, S_ZEROS, S_TOTAL, N_LAYER = range(7)
+S_H, S_C, S_AIH, S_AHH, S_ZEROS, S_TOTAL, S_HF, S_AHR, N_LAYER = range(9)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -129,6 +135,18 @@ def _gates(a_ih, a_hh, s_ih, s_hh, b, c, norm_c, s_c, b_c, thr, h):
     return zeros
 
 
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _project(a_hr, s_hr, thr, r):
+    """``r = s_hr * a_hr``, zeroed where ``|r| < thr``; returns the zeros of ``r``."""
+    zeros = 0
+    for i in range(r.shape[0]):
+        v = a_hr[i] * s_hr[i]
+        keep = abs(v) >= thr
+        r[i] = v if keep else np.float32(0.0)
+        zeros += np.int64(not keep)
+    return zeros
+
+
 @njit(cache=True, error_model="numpy")
 def _stream_step(F, Q, M, S, N, r, X):
     """Advance stream ``r`` by one step through every layer and the output layer."""
@@ -140,18 +158,18 @@ def _stream_step(F, Q, M, S, N, r, X):
     for k in range(M[L_COUNT]):
         m = M_HEAD + k * M_LAYER
         n = N_HEAD + k * N_LAYER
-        n_in, H = M[m + K_NIN], M[m + K_H]
+        n_in, H, R, P = M[m + K_NIN], M[m + K_H], M[m + K_R], M[m + K_P]
         G = 4 * H
         ts = min(t, M[m + K_T] - 1)
-        h = S[N[n + S_H] + r * H: N[n + S_H] + (r + 1) * H]
+        h = S[N[n + S_H] + r * R: N[n + S_H] + (r + 1) * R]  # the state fed back: r (= h without projection)
         c = S[N[n + S_C] + r * H: N[n + S_C] + (r + 1) * H]
         a_hh = S[N[n + S_AHH]: N[n + S_AHH] + G]
         a_hh[:] = 0.0
         codes = M[m + K_CODES] == 1
         if codes:
-            spmv(Q[M[m + K_WHH]: M[m + K_WHH] + H * G].reshape((H, G)), h, a_hh, idx)
+            spmv(Q[M[m + K_WHH]: M[m + K_WHH] + R * G].reshape((R, G)), h, a_hh, idx)
         else:
-            spmv(F[M[m + K_WHH]: M[m + K_WHH] + H * G].reshape((H, G)), h, a_hh, idx)
+            spmv(F[M[m + K_WHH]: M[m + K_WHH] + R * G].reshape((R, G)), h, a_hh, idx)
         s_ih = F[M[m + K_SIH] + ts * G: M[m + K_SIH] + (ts + 1) * G]
         s_hh = F[M[m + K_SHH] + ts * G: M[m + K_SHH] + (ts + 1) * G]
         b = F[M[m + K_B] + ts * G: M[m + K_B] + (ts + 1) * G]
@@ -159,16 +177,19 @@ def _stream_step(F, Q, M, S, N, r, X):
         b_c = F[M[m + K_BC] + ts * H: M[m + K_BC] + (ts + 1) * H]
         norm_c = M[m + K_NORMC] == 1
         thr = F[M[m + K_THR]]
+        # with a projection the gates write the unpruned h into scratch; it is projected and pruned below
+        hg = S[N[n + S_HF]: N[n + S_HF] + H] if P > 0 else h
+        tg = np.float32(0.0) if P > 0 else thr
         kind = M[IN_KIND] if k == 0 else IN_DENSE
         if kind == IN_TABLE:
             o = M[IN_OFF] + tok * G
-            z = _gates(F[o: o + G], a_hh, s_ih, s_hh, b, c, norm_c, s_c, b_c, thr, h)
+            z = _gates(F[o: o + G], a_hh, s_ih, s_hh, b, c, norm_c, s_c, b_c, tg, hg)
         elif kind == IN_ONEHOT and codes:
             o = M[m + K_WIH] + tok * G
-            z = _gates(Q[o: o + G], a_hh, s_ih, s_hh, b, c, norm_c, s_c, b_c, thr, h)
+            z = _gates(Q[o: o + G], a_hh, s_ih, s_hh, b, c, norm_c, s_c, b_c, tg, hg)
         else:
             if k > 0:
-                pass  # x is the previous layer's new h
+                pass  # x is the previous layer's new r
             elif M[IN_KIND] == IN_DENSE:
                 x = X[r]
             elif kind == IN_EMBED:
@@ -186,14 +207,23 @@ def _stream_step(F, Q, M, S, N, r, X):
                     spmv(Q[M[m + K_WIH]: M[m + K_WIH] + n_in * G].reshape((n_in, G)), x, a_ih, idx)
                 else:
                     spmv(F[M[m + K_WIH]: M[m + K_WIH] + n_in * G].reshape((n_in, G)), x, a_ih, idx)
-            z = _gates(a_ih, a_hh, s_ih, s_hh, b, c, norm_c, s_c, b_c, thr, h)
+            z = _gates(a_ih, a_hh, s_ih, s_hh, b, c, norm_c, s_c, b_c, tg, hg)
+        if P > 0:
+            a_hr = S[N[n + S_AHR]: N[n + S_AHR] + P]
+            a_hr[:] = 0.0
+            if codes:
+                spmv(Q[M[m + K_WHR]: M[m + K_WHR] + H * P].reshape((H, P)), hg, a_hr, idx)
+            else:
+                spmv(F[M[m + K_WHR]: M[m + K_WHR] + H * P].reshape((H, P)), hg, a_hr, idx)
+            z = _project(a_hr, F[M[m + K_SHR]: M[m + K_SHR] + P], thr, h)
         N[n + S_ZEROS] += z
-        N[n + S_TOTAL] += H
+        N[n + S_TOTAL] += R
         x = h
-    V, H = M[OUT_N], x.shape[0]
-    y = S[N[N_LOGITS] + r * V: N[N_LOGITS] + (r + 1) * V]
-    y[:] = F[M[OUT_B]: M[OUT_B] + V]
-    spmv(F[M[OUT_W]: M[OUT_W] + H * V].reshape((H, V)), x, y, idx)
+    V, R = M[OUT_N], x.shape[0]
+    if V > 0:
+        y = S[N[N_LOGITS] + r * V: N[N_LOGITS] + (r + 1) * V]
+        y[:] = F[M[OUT_B]: M[OUT_B] + V]
+        spmv(F[M[OUT_W]: M[OUT_W] + R * V].reshape((R, V)), x, y, idx)
     return B
 
 
@@ -222,4 +252,20 @@ def steps(F, Q, M, S, N, toks, X, out):
             _stream_step(F, Q, M, S, N, r, Xt)
             for v in range(V):
                 out[t, r, v] = S[lo + r * V + v]
+        N[N_T] += 1
+
+
+@njit(cache=True, error_model="numpy")
+def layer_steps(F, Q, M, S, N, X, out):
+    """``T`` steps of a model of one layer direction without output layer (``OUT_N`` 0, as
+    ``layout.pack`` makes for a bidirectional model) over features ``X (T, B, n_in)``; each step's
+    ``r (B, R)`` into ``out (T, B, R)``."""
+    B = N[N_B]
+    R = M[M_HEAD + K_R]
+    o = N[N_HEAD + S_H]
+    for t in range(X.shape[0]):
+        for r in range(B):
+            _stream_step(F, Q, M, S, N, r, X[t])
+            for i in range(R):
+                out[t, r, i] = S[o + r * R + i]
         N[N_T] += 1

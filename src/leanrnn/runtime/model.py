@@ -12,6 +12,10 @@ start of each forward call, so ``evaluate_lm`` starts every segment at ``t = 0``
 ``leanrnn eval`` does. Models with one row of statistics (``bn_stats="shared"``, weight
 normalization, none) do not depend on ``t``.
 
+A bidirectional classifier runs on whole sequences only (``classify``): the reverse direction of
+each layer reads the sequence from its end, so there is no state to step; ``step``, ``run`` and
+``initial_state`` say so in one line.
+
 The compiled kernels do no bounds checks, so every public method checks what it is given before any
 kernel runs: shapes against the model (``(B,)`` token ids in ``[0, vocab)``, ``(B, n)`` finite
 feature vectors, a state made for a model of this shape and batch), dtypes (integer ids, real
@@ -28,7 +32,7 @@ import numpy as np
 from ..export.format import FORMAT, VERSION, read_lrnn, validate
 from ..export.spec import model_spec
 from . import kernels
-from .layout import pack, state_arrays
+from .layout import direction_spec, pack, state_arrays
 
 _NO_X = np.zeros((1, 0), np.float32)
 _NO_SEQ_X = np.zeros((1, 1, 0), np.float32)
@@ -125,8 +129,14 @@ class Model:
         self.embed = self.spec.input.embed
         self.out_w, self.out_b = self.spec.output.weight, self.spec.output.bias
         self.preprocessing = self.spec.input.preprocess
-        self._F, self._Q, self._M = pack(self.spec)
-        self._sig = (tuple(L.hidden_size for L in self.layers), self.spec.num_outputs, self.input["size"])
+        self.bidirectional = self.spec.bidirectional
+        if self.bidirectional:  # each direction runs alone over a whole sequence (classify)
+            self._dirs = [(*pack(d), d) for d in (direction_spec(self.spec, L) for L in self.layers)]
+            self._F = self._Q = self._M = None
+        else:
+            self._F, self._Q, self._M = pack(self.spec)
+        self._sig = (tuple((L.hidden_size, L.output_size) for L in self.layers), self.spec.num_outputs,
+                     self.input["size"])
         self._V = self.input.get("vocab") or 0
         self._index = None if self.vocab is None else {s: i for i, s in enumerate(self.vocab)}
 
@@ -243,7 +253,15 @@ class Model:
             raise ValueError(f"the state holds {state.batch} streams, the input {batch}; start from "
                              f"model.initial_state({batch})")
 
+    def _one_way(self) -> None:
+        """Raise for a bidirectional model: it has no state that steps forward in time."""
+        if self.bidirectional:
+            raise ValueError("this classifier is bidirectional: its reverse direction reads each sequence from "
+                             "the end, so it runs on whole sequences only; use classify(x) with x of shape "
+                             f"(N, T, {self.input['size']})")
+
     def _state(self, state, batch: int) -> State:
+        self._one_way()
         if state is None:
             return self.initial_state(batch)
         self.check_state(state, batch)
@@ -253,6 +271,7 @@ class Model:
     def initial_state(self, batch: int = 1, record: bool = False) -> State:
         """A zero state for ``batch`` independent streams; ``record=True`` keeps each step's
         non-zero state masks (``trace_zero_masks`` uses it)."""
+        self._one_way()
         batch = _count(batch, "batch", 1)
         if not isinstance(record, (bool, np.bool_)):
             raise TypeError(f"record must be True or False, got {record!r}")
@@ -321,7 +340,7 @@ class Model:
         fed = []
         for k, L in enumerate(self.layers):
             new = np.stack([m[0] for m in state.masks[k]])
-            fed.append(np.vstack([np.zeros((1, L.hidden_size), bool), new[:-1]]))
+            fed.append(np.vstack([np.zeros((1, L.output_size), bool), new[:-1]]))
         xs = np.concatenate([self._inputs(x[0]) if not self.is_lm else self._inputs(int(x[0])) for x in seq]) != 0
         return fed, xs
 
@@ -336,8 +355,33 @@ class Model:
         if a.ndim != 3 or a.shape[-1] != n or a.size == 0:
             hint = "; add the batch axis with x[None]" if a.ndim == 2 and a.shape[-1] == n and a.size else ""
             raise ValueError(f"classify() expects {expect}, got shape {a.shape}{hint}")
-        x = self._features(a, "classify()")
-        return self._run(np.ascontiguousarray(x.transpose(1, 0, 2)), self.initial_state(x.shape[0]))[-1]
+        x = np.ascontiguousarray(self._features(a, "classify()").transpose(1, 0, 2))
+        if self.bidirectional:
+            return self._classify_both_ways(x)[0]
+        return self._run(x, self.initial_state(x.shape[1]))[-1]
+
+    def _classify_both_ways(self, x: np.ndarray) -> tuple[np.ndarray, list[float]]:
+        """Unchecked: logits ``(N, num_outputs)`` of checked features ``(T, N, n)`` through a
+        bidirectional model, and each layer direction's fraction of zero states. Layer by layer,
+        the forward direction runs over the sequence, then the reverse one over it backwards (its
+        normalization step 0 at the last element); the layer's output is both directions' ``r``
+        side by side per step, and the output layer reads the last layer's final states: the
+        forward direction's after step ``T - 1``, the reverse direction's after step 0."""
+        T, B = x.shape[:2]
+        sparsity = []
+        for k in range(len(self.layers) // 2):
+            outs = []
+            for d in (0, 1):
+                F, Q, M, spec = self._dirs[2 * k + d]
+                S, N, _ = state_arrays(spec, B)
+                out = np.empty((T, B, spec.layers[0].output_size), np.float32)
+                kernels.layer_steps(F, Q, M, S, N, x if d == 0 else np.ascontiguousarray(x[::-1]), out)
+                outs.append(out if d == 0 else out[::-1])
+                sparsity.append(float((out == 0).mean()))
+            x = np.ascontiguousarray(np.concatenate(outs, -1))
+        R = outs[0].shape[-1]
+        final = np.concatenate([x[-1, :, :R], x[0, :, R:]], -1)
+        return final @ self.out_w.T + self.out_b, sparsity
 
     # -- text ---------------------------------------------------------------------------------------
     def _need_lm(self, what: str) -> None:
