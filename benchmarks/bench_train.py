@@ -56,7 +56,10 @@ def measure(models: dict, x, rounds: int, warmup: int = 2) -> dict:
 def markdown(result: dict) -> str:
     """README's table: nn.LSTM's tokens/s and each configuration's ratio to it, one row per hidden size."""
     names = [n for n in CONFIGS if n != "nn.LSTM"]
-    lines = ["| hidden | nn.LSTM tokens/s | " + " | ".join(HEADERS[n] for n in names) + " |",
+    lines = [f"Forward + backward, batch {result['batch']} x {result['seq']} steps, input {result['input']}, "
+             f"{result['threads']} thread(s), torch {result['torch']}, median of {result['rounds']} interleaved "
+             f"rounds; {result['machine']}.", "",
+             "| hidden | nn.LSTM tokens/s | " + " | ".join(HEADERS[n] for n in names) + " |",
              "|---" * (len(names) + 2) + "|"]
     for H in sorted({r["hidden"] for r in result["rows"]}):
         rows = {r["config"]: r for r in result["rows"] if r["hidden"] == H}
@@ -68,14 +71,17 @@ def markdown(result: dict) -> str:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--hidden", type=int, nargs="+", default=[256, 1000])
-    ap.add_argument("--input", type=int, default=64)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--seq", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
-    ap.add_argument("--json", default="benchmarks/bench_train.json")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[256, 1000], help="hidden sizes (default 256 1000)")
+    ap.add_argument("--input", type=int, default=64, help="input features per step (default 64)")
+    ap.add_argument("--batch", type=int, default=64, help="sequences per training step (default 64)")
+    ap.add_argument("--seq", type=int, default=100, help="time steps per sequence (default 100)")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds; medians over them (default 7)")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="torch CPU threads (default: torch's choice, all cores)")
+    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
+                    help="which configurations to time (default all)")
+    ap.add_argument("--json", default="benchmarks/bench_train.json", help="results file to write (or read with "
+                    "--markdown)")
     ap.add_argument("--markdown", action="store_true", help="print the README table from --json and exit")
     args = ap.parse_args(argv)
     if args.markdown:

@@ -211,3 +211,17 @@ def test_hw_cli(tmp_path, capsys):
     bad.write_text("pes: 0\n")
     assert main(["hw", str(run), "--config", str(bad)]) != 0
     assert "pes=0" in capsys.readouterr().err
+
+
+def test_hw_refuses_bidirectional_models_in_one_line(tmp_path, capsys):
+    import torch
+
+    from leanrnn.export import model_to_lrnn, write_lrnn
+    from leanrnn.tasks import SeqClassifier
+    torch.manual_seed(0)
+    clf = SeqClassifier(1, 8, 10, bidirectional=True, weights="ternary", weight_norm=True).eval()
+    header, tensors = model_to_lrnn(clf, {"task": "classify", "data": "digits"}, None)
+    write_lrnn(tmp_path / "bi.lrnn", header, tensors)
+    assert main(["hw", str(tmp_path / "bi.lrnn"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bidirectional" in err and "\n" not in err and not (tmp_path / "r").exists()

@@ -57,7 +57,7 @@ def _group(module: str) -> str:
 
 #: package -> its error types that mean bad input
 ERRORS = {"data": ("DataError",), "train": ("ConfigError", "TrainingError", "CheckpointError"),
-          "export": ("ModelFormatError",), "hw": ("HardwareConfigError",)}
+          "export": ("ModelFormatError", "ExportError"), "hw": ("HardwareConfigError",)}
 
 
 def _errors() -> tuple:

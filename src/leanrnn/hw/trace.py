@@ -41,7 +41,12 @@ def trace_inputs(model, steps: int, log: Callable[[str], None] = print) -> np.nd
 def analyse_model(model, steps: int, accel=None, log: Callable[[str], None] = print) -> dict:
     """``leanrnn hw``'s report: the model's real state masks over traced inputs, on ``accel`` (default:
     the accelerator that matches the model) and its dense / 12-bit variants."""
+    from .config import HardwareConfigError
     from .report import analyse, record_masks
+    layers = model.header["layers"]
+    if any(L.get("reverse") or L.get("proj_size") for L in layers):
+        raise HardwareConfigError("the accelerator model covers one-directional LSTMs without projection; this "
+                                  "model is bidirectional or projected: analyse a one-directional model instead")
     masks, input_mask = record_masks(model, trace_inputs(model, steps, log))
     return analyse(model.header, masks, input_mask, accel)
 

@@ -22,7 +22,7 @@ class LanguageModel(nn.Module):
             self.embed = nn.Embedding(vocab_size, embed_size)
         self.drop = nn.Dropout(dropout)
         self.lstm = LeanLSTM(embed_size, hidden_size, num_layers=num_layers, dropout=dropout, **lstm_kw)
-        self.decoder = nn.Linear(hidden_size, vocab_size)
+        self.decoder = nn.Linear(self.lstm.proj_size or hidden_size, vocab_size)
 
     def forward(self, tokens: Tensor, state=None):
         """``tokens``: ``(steps, batch)`` ids → logits ``(steps, batch, vocab)`` and the final state,
