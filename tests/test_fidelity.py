@@ -108,3 +108,9 @@ def test_init_from_and_teacher_and_schedule(tmp_path):
     kept = init_from(m, tmp_path / "fp", vocab)
     assert torch.equal(m.lstm.weight_hh_l0, fp.lstm.weight_hh_l0) and torch.equal(m.decoder.weight, fp.decoder.weight)
     assert any(".bn_" in k for k in kept)
+    # Weight-norm gains the fp run lacks start at the loaded rows' norms: the model computes what it did.
+    wn = build_model(TrainConfig(**{**TINY, "weight_norm": True}), len(vocab))
+    init_from(wn, tmp_path / "fp", vocab)
+    assert torch.allclose(wn.lstm.layers[0].wn_hh, fp.lstm.weight_hh_l0.norm(dim=1))
+    x = torch.randint(0, len(vocab), (7, 2))
+    assert torch.allclose(wn.eval()(x)[0], fp(x)[0], atol=1e-5)

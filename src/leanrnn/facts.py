@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 
 WEIGHT_MODES = ("fp", "binary", "ternary")
-WEIGHT_BITS = {"fp": 32, "binary": 1, "ternary": 2}   # bits stored per weight (fp: float32)
+WEIGHT_BITS = {"fp": 32, "binary": 1, "ternary": 2}   # bits of one weight's code (fp: float32)
+STORED_BITS = {"fp": 32, "binary": 1, "ternary": 8 / 5}   # bits per weight in a .lrnn file (ternary: 5 a byte)
 TASKS = ("char-lm", "word-lm", "classify")
 METRIC = {"char-lm": "bpc", "word-lm": "perplexity", "classify": "accuracy"}
 
-# Packed codes, code value -> bit pattern: ternary 2 bits (0b11 never appears in a valid file),
-# binary 1 bit.
+# Codes as bit patterns, code value -> pattern: ternary 2 bits (0b11 is never a code), binary 1 bit. The
+# RTL's weight memories hold these; a .lrnn file packs ternary codes as base-3 digits, five to a byte.
 CODE_ENCODING = {"ternary": {0: 0b00, +1: 0b01, -1: 0b10}, "binary": {+1: 0b1, -1: 0b0}}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .sources import IMAGE_PIXELS, PERMUTE_SEED
+
 
 def load_digits_sequences(seed: int = 0, test_fraction: float = 0.2, permute: bool = False):
     """Return ``(x_train, y_train), (x_test, y_test)`` with ``x`` of shape ``(N, 64, 1)`` in ``[0, 1]``.
@@ -16,11 +18,12 @@ def load_digits_sequences(seed: int = 0, test_fraction: float = 0.2, permute: bo
     except ImportError as e:  # pragma: no cover - scikit-learn is a dependency
         raise RuntimeError("the 'digits' data set needs scikit-learn: pip install scikit-learn") from e
     d = load_digits()
-    x = torch.tensor(d.data, dtype=torch.float32) / 16.0
+    raw_max, pixels = IMAGE_PIXELS["digits"]
+    x = torch.tensor(d.data, dtype=torch.float32) / raw_max
     y = torch.tensor(d.target, dtype=torch.long)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     if permute:  # the pixel order is fixed for every seed, as in permuted sequential MNIST
-        x = x[:, torch.randperm(64, generator=torch.Generator().manual_seed(1234))]
+        x = x[:, torch.randperm(pixels, generator=torch.Generator().manual_seed(PERMUTE_SEED))]
     x, y = x[order].unsqueeze(-1), y[order]
     n_test = round(len(x) * test_fraction)
     return (x[n_test:], y[n_test:]), (x[:n_test], y[:n_test])

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .digits import load_digits_sequences
-from .sources import DataError, get_source
+from .sources import IMAGE_PIXELS, PERMUTE_SEED, DataError, get_source
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -51,10 +51,10 @@ def load_idx_dir(d: Path, valid_fraction: float = 1 / 12, permute: bool = False,
         y = read_idx(_find(d, f"{prefix}-labels-idx1-ubyte"))
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise DataError(f"{d}: {prefix} images {x.shape} and labels {y.shape} do not match")
-        out[split] = (torch.tensor(x.reshape(len(x), -1, 1), dtype=torch.float32) / 255.0,
+        out[split] = (torch.tensor(x.reshape(len(x), -1, 1), dtype=torch.float32) / IMAGE_PIXELS["mnist"][0],
                       torch.tensor(y.astype(np.int64)))
     if permute:
-        perm = torch.randperm(out["train"][0].shape[1], generator=torch.Generator().manual_seed(1234))
+        perm = torch.randperm(out["train"][0].shape[1], generator=torch.Generator().manual_seed(PERMUTE_SEED))
         out = {s: (x[:, perm], y) for s, (x, y) in out.items()}
     x, y = out["train"]
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))

@@ -10,6 +10,11 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+# Image data sets: the raw pixel maximum each loader divides by and the pixels of one image, and the
+# seed of the fixed pixel permutation of a ``permute`` run (an exported classifier records all three).
+IMAGE_PIXELS = {"digits": (16.0, 64), "mnist": (255.0, 784), "fashion-mnist": (255.0, 784)}
+PERMUTE_SEED = 1234
+
 
 class DataError(Exception):
     """A data set is missing or malformed; the message names the fix."""

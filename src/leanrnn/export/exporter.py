@@ -36,16 +36,13 @@ def _int8_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.rint(w / s[:, None]), -127, 127).astype(np.int8), s
 
 
-# Raw pixel range of the image data sets ``leanrnn.data.images`` reads, the pixel count of one
-# image, and the seed of the fixed permutation of a ``permute`` run (as ``leanrnn.data`` draws it).
-_IMAGE_RAW_MAX = {"digits": (16.0, 64), "mnist": (255.0, 784), "fashion-mnist": (255.0, 784)}
-_PERMUTE_SEED = 1234
-
-
 def preprocess_of(config: dict) -> dict | None:
     """The ``preprocess`` header field of a classifier trained on ``config["data"]`` (None when the
     config does not name a known image source: then the file says nothing it cannot vouch for)."""
     import torch
+
+    from ..data.sources import IMAGE_PIXELS as _IMAGE_RAW_MAX
+    from ..data.sources import PERMUTE_SEED as _PERMUTE_SEED
     if config.get("task") != "classify" or config.get("data") not in _IMAGE_RAW_MAX:
         return None
     raw_max, n = _IMAGE_RAW_MAX[config["data"]]

@@ -469,6 +469,8 @@ def _expect_matrix(tensors, name: str, shape, expected: set) -> None:
         sname = name.rsplit(".", 1)[0] + ".scale"
         _expect(tensors, sname, shape[:1], np.float32)
         expected.add(sname)
+        if (np.abs(tensors[sname]) * 127 > FLOAT32_MAX).any():  # a weight scale * code must stay finite
+            raise ModelFormatError(f"tensor {sname} holds scales whose weights overflow float32; {FIX}")
 
 
 def directions(header: dict) -> list[tuple[int, bool, str, dict]]:

@@ -1,16 +1,20 @@
 """The weight-code encodings and the accumulator width as the RTL uses them (from ``leanrnn.facts``).
 
-The codes are those of the exported ``.lrnn`` file (``leanrnn.export.format.pack_codes``): ternary
-2 bits per weight (``00`` = 0, ``01`` = +1, ``10`` = -1; ``11`` is invalid), binary 1 bit (``1`` =
-+1, ``0`` = -1). ``int8`` is the 8-bit two's-complement weight of the multiply-accumulate baseline.
+The weight memories hold one code per lane: ternary 2 bits (``00`` = 0, ``01`` = +1, ``10`` = -1;
+``11`` is never a code), binary 1 bit (``1`` = +1, ``0`` = -1) — ``leanrnn.facts.CODE_ENCODING``; a
+``.lrnn`` file packs the same codes denser (ternary base 3), and the RTL reads them unpacked. ``int8``
+is the 8-bit two's-complement weight of the multiply-accumulate baseline.
 """
 from __future__ import annotations
 
 from ..facts import CODE_ENCODING as ENCODING
-from ..facts import acc_width  # noqa: F401  (the RTL's accumulators use the one rule)
+from ..facts import (
+    WEIGHT_BITS,
+    acc_width,  # noqa: F401  (the RTL's accumulators use the one rule)
+)
 
 #: bits per weight, per mode
-CODE_BITS = {"ternary": 2, "binary": 1, "int8": 8}
+CODE_BITS = {"ternary": WEIGHT_BITS["ternary"], "binary": WEIGHT_BITS["binary"], "int8": 8}
 MODES = tuple(CODE_BITS)
 
 

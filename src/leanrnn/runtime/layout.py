@@ -71,9 +71,9 @@ def pack(spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             M[m + K.K_WHR], M[m + K.K_SHR] = blob.add(L.w_hr), F.add(L.s_hr)
         M[m + K.K_SIH], M[m + K.K_SHH], M[m + K.K_B] = F.add(L.s_ih), F.add(L.s_hh), F.add(L.b)
         M[m + K.K_NORMC] = L.norm_c
-        ones = np.zeros((L.steps, L.hidden_size), np.float32)
-        M[m + K.K_SC] = F.add(L.s_c if L.norm_c else ones)
-        M[m + K.K_BC] = F.add(L.b_c if L.norm_c else ones)
+        unused = np.zeros((L.steps, L.hidden_size), np.float32)  # sliced per step, read only with norm_c
+        M[m + K.K_SC] = F.add(L.s_c if L.norm_c else unused)
+        M[m + K.K_BC] = F.add(L.b_c if L.norm_c else unused)
         M[m + K.K_THR] = F.add(np.float32([L.threshold]))
     M[K.OUT_N] = spec.num_outputs
     M[K.OUT_W], M[K.OUT_B] = F.add(spec.output.weight.T), F.add(spec.output.bias)

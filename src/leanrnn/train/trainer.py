@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import load_for_task
-from ..facts import METRIC, WEIGHT_BITS
+from ..facts import METRIC, STORED_BITS
 from ..tasks import LanguageModel, SeqClassifier
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig
@@ -59,11 +60,11 @@ def build_model(cfg: TrainConfig, vocab_size: int | None = None):
 
 
 def model_bits(model) -> dict:
-    """Weight memory: the LSTM's matrices at their code width, everything else at fp32."""
+    """Weight memory: the LSTM's matrices as a .lrnn file stores them, everything else at fp32."""
     lstm = model.lstm
     mats = sum(p.numel() for n, p in lstm.named_parameters() if n.startswith("weight_"))
     rest = sum(p.numel() for p in model.parameters()) - mats
-    return {"lstm_weight_bits": mats * WEIGHT_BITS[lstm.weights], "lstm_weight_bits_fp32": mats * 32,
+    return {"lstm_weight_bits": round(mats * STORED_BITS[lstm.weights]), "lstm_weight_bits_fp32": mats * 32,
             "other_bits": rest * 32}
 
 
@@ -140,8 +141,30 @@ def init_from(model, run_dir: str | Path, vocab) -> list[str]:
         raise TrainingError(f"--init-from {run_dir}: {bad[0]} is missing or has another shape there; "
                             "use a run with the same --hidden, --layers, --embed and task")
     take = {k: v for k, v in theirs.items() if k in mine and (v.shape == mine[k].shape or ".bn_" in k)}
+    for k in mine:  # weight-norm gains the source lacks start at the loaded rows' norms (their init rule)
+        if ".wn_" in k and k not in theirs:
+            w = _gain_source(k, take)
+            if w is not None:
+                take[k] = w.norm(dim=1)
     model.load_state_dict({**mine, **take})
     return sorted(set(mine) - set(take))
+
+
+def _gain_source(gain_key: str, weights: dict):
+    """The weight matrix a weight-norm gain (``lstm.layers.{i}.wn_{ih,hh,hr}``) scales, from ``weights``."""
+    prefix, rest = gain_key.split(".layers.", 1)
+    i, name = rest.split(".")
+    return _layer_weights(prefix, int(i), name[3:], weights)
+
+
+def _layer_weights(prefix: str, i: int, kind: str, weights: dict):
+    for k in weights:  # layers.{k*D+d} <-> weight_{kind}_l{k}[_reverse]
+        m = re.fullmatch(rf"{re.escape(prefix)}\.weight_{kind}_l(\d+)(_reverse)?", k)
+        if m:
+            D = 2 if any(x.endswith("_reverse") for x in weights if x.startswith(f"{prefix}.weight_")) else 1
+            if int(m.group(1)) * D + (1 if m.group(2) else 0) == i:
+                return weights[k]
+    return None
 
 
 @dataclass
@@ -174,7 +197,7 @@ class Trainer:
         if world > 1:
             import torch.distributed as dist
             if not dist.is_initialized():
-                dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+                dist.init_process_group("gloo")  # the trainer runs on the CPU
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
             if self.rank:
                 self.log = lambda *a, **k: None  # one log: rank 0's
@@ -267,9 +290,13 @@ class Trainer:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng"])
+            ranks = ck.get("ranks") or [(ck["rng"], ck.get("lm_state"), ck.get("teacher_state"))]
+            if len(ranks) != self.world:
+                raise TrainingError(f"{self.out} was trained by {len(ranks)} process(es); resume it with as many "
+                                    f"(torchrun --nproc_per_node {len(ranks)})")
+            rng, r.lm_state, r.teacher_state = ranks[self.rank]
+            torch.set_rng_state(rng)
             r.pos = {"rows": self._old_rows(ck["pos"]), **ck["pos"]}
-            r.lm_state, r.teacher_state = ck.get("lm_state"), ck.get("teacher_state")
             self.log(f"resuming {self.out} at epoch {r.pos['epoch'] + 1}, batch {r.pos['batch']} "
                      f"(step {r.pos['step']})")
             if self.main:
@@ -358,10 +385,16 @@ class Trainer:
         if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
             raise TrainingError(f"the parameters became non-finite at step {pos['step']}; not saved, the last "
                                 f"good checkpoint is {ck_path}. Lower --lr and resume with --resume")
+        mine = (torch.get_rng_state(), r.lm_state, r.teacher_state)
+        ranks = [mine]
+        if self.world > 1:  # each rank's own RNG and carried states, so a resume is exact on every rank
+            import torch.distributed as dist
+            ranks = [None] * self.world
+            dist.all_gather_object(ranks, mine)
         if self.main:
             save_atomic({"config": self.cfg.to_dict(), "model": state, "optimizer": r.opt.state_dict(),
-                         "scheduler": r.sched.state_dict(), "rng": torch.get_rng_state(), "pos": pos,
-                         "lm_state": r.lm_state, "teacher_state": r.teacher_state, "vocab": r.vocab}, ck_path)
+                         "scheduler": r.sched.state_dict(), "rng": mine[0], "pos": pos, "lm_state": r.lm_state,
+                         "teacher_state": r.teacher_state, "ranks": ranks, "vocab": r.vocab}, ck_path)
             self._write_logs(pos)
 
     def _write_logs(self, pos: dict) -> None:
@@ -437,7 +470,11 @@ class Trainer:
             ntok = y.numel()
             r.lm_state = tuple(t.detach() for t in state)
         loss = self._loss(r, logits, y, t_logits)
-        if not torch.isfinite(loss):
+        finite = torch.isfinite(loss.detach()).to(torch.int32)
+        if self.world > 1:  # every rank stops together (the others would wait in the gradient all-reduce)
+            import torch.distributed as dist
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not finite:
             raise TrainingError(f"the loss became {loss.item()} at epoch {pos['epoch'] + 1}, step {pos['step'] + 1}; "
                                 f"stopped without saving it, the last good checkpoint is {self.out / 'checkpoint.pt'}. "
                                 "Lower --lr (or --clip) and resume with --resume")
