@@ -246,6 +246,12 @@ def test_ddp_two_processes_agree_and_match_one_process(tmp_path):
     rows = {k: [json.loads(x) for x in (tmp_path / k / "metrics.jsonl").read_text().splitlines()]
             for k in ("ddp", "one")}
     assert [x["step"] for x in rows["ddp"]] == [6, 12]
+    # Its checkpoint holds each rank's RNG and carried state: a resume needs as many processes.
+    ck = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    assert len(ck["ranks"]) == 2 and not torch.equal(ck["ranks"][0][0], ck["ranks"][1][0])
+    r1 = subprocess.run(LEANRNN + ["train", "--resume", str(tmp_path / "ddp")], capture_output=True, text=True,
+                        timeout=120, env=env)
+    assert r1.returncode == 2 and "trained by 2 process(es)" in r1.stderr
     a, b = rows["ddp"][-1], rows["one"][-1]
     assert abs(a["valid_bpc"] - b["valid_bpc"]) < 0.02
     assert abs(a["valid_state_sparsity"] - b["valid_state_sparsity"]) < 0.02
