@@ -55,9 +55,25 @@ ROWS_WIDTH = {
     "ternary-wn-sp90-cubic-h256": ["--weights", "ternary", "--weight-norm", *GRADUAL, "--hidden", "256"],
 }
 ROWS_LM = {**ROWS_LM, **ROWS_NEW, **ROWS_FT, **ROWS_WIDTH}
+T, BN, SH = ["--weights", "ternary"], ["--batch-norm"], ["--batch-norm", "--bn-stats", "shared"]
+SP, KD = ["--state-sparsity", "0.9"], ["--teacher", "{study}/fp-s{seed}"]
+CUBIC = ["--prune-schedule", "cubic", "--prune-start", "0.1", "--prune-end", "0.6"]
+ROWS_DEMO = {
+    "fp": ["--lr", "0.006"],
+    "ternary-bn": [*T, *BN],
+    "ternary-bn-sp90": [*T, *BN, *SP],
+    "ternary-bn-sp90-cubic": [*T, *BN, *SP, *CUBIC],
+    "ternary-wn-sp90-cubic": [*T, "--weight-norm", *SP, *CUBIC],
+    "ternary-bnsh-sp90-cubic": [*T, *SH, *SP, *CUBIC],
+    "ternary-bnsh-sp90": [*T, *SH, *SP],
+    "ternary-bn-sp90-kd": [*T, *BN, *SP, *KD],
+    "ternary-bn-sp90-kd-w0.8-t2": [*T, *BN, *SP, *KD, "--distill-weight", "0.8", "--distill-temp", "2"],
+    "ternary-bnsh-sp90-kd": [*T, *SH, *SP, *KD],
+}
 STUDIES = {
     "linux": ("recipes/fidelity-linux.yaml", ROWS_LM, [0]),
     "digits": ("recipes/fidelity-digits.yaml", ROWS_LM, [0]),
+    "demo": ("recipes/fidelity-demo.yaml", ROWS_DEMO, [0]),
 }
 
 

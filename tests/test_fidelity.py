@@ -114,3 +114,13 @@ def test_init_from_and_teacher_and_schedule(tmp_path):
     assert torch.allclose(wn.lstm.layers[0].wn_hh, fp.lstm.weight_hh_l0.norm(dim=1))
     x = torch.randint(0, len(vocab), (7, 2))
     assert torch.allclose(wn.eval()(x)[0], fp(x)[0], atol=1e-5)
+
+
+def test_best_model_is_never_one_with_fewer_zeros_than_promised(tmp_path):
+    # The target ramps until 90% of training: the first epoch ends short of it and cannot be best.pt,
+    # although at this tiny learning rate it scores better (fewer zeros, the same weights).
+    rows = _train(tmp_path, "ramp", epochs=2, steps_per_epoch=4, state_sparsity=0.8, prune_schedule="linear",
+                  prune_start=0.0, prune_end=0.9, lr=1e-6)
+    assert rows[0]["valid_bpc"] < rows[1]["valid_bpc"] and rows[0]["valid_state_sparsity"] < 0.7
+    ck = torch.load(tmp_path / "ramp" / "best.pt", weights_only=True)
+    assert ck["epoch"] == 2

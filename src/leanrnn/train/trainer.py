@@ -364,7 +364,10 @@ class Trainer:
                f"valid_{metric}": valid[metric], "valid_state_sparsity": valid["state_sparsity"],
                "epoch_seconds": pos.get("epoch_seconds", 0.0)}
         best = pos["best"]
-        better = best is None or (valid[metric] > best if HIGHER_IS_BETTER[metric] else valid[metric] < best)
+        # While a pruning schedule is still ramping, the model has fewer zeros than promised: only epochs
+        # that end at the full target may become best.pt.
+        full = cfg.prune_ramp(pos["step"] / (cfg.epochs * r.plan_len)) >= 1.0
+        better = full and (best is None or (valid[metric] > best if HIGHER_IS_BETTER[metric] else valid[metric] < best))
         if self.main and better:
             save_atomic({"config": cfg.to_dict(), "model": r.model.state_dict(), "vocab": r.vocab,
                          "epoch": epoch + 1, f"valid_{metric}": valid[metric]}, self.out / "best.pt")
