@@ -88,7 +88,9 @@ def run(steps: int = 600, hidden: int = 256, batch: int = 32, seq_len: int = 100
 
 def markdown(r: dict) -> str:
     """The README's table, from ``run``'s results (or the JSON it wrote)."""
-    lines = ["| model | bits/char | next-char accuracy | zero states | LSTM weights | model file | "
+    lines = [f"{r['steps']} steps of {r['batch']}x{r['seq_len']} characters per model, hidden {r['hidden']}, "
+             f"seed {r.get('seed', 0)}; test split of held-out standard-library files.", "",
+             "| model | bits/char | next-char accuracy | zero states | LSTM weights | model file | "
              "runtime µs/step |", "|---|---|---|---|---|---|---|"]
     for name, m in r["models"].items():
         lines.append(f"| {name} | {m['bpc']:.3f} | {m['accuracy']:.1%} | {m['state_sparsity']:.1%} | "
