@@ -155,6 +155,14 @@ class _LeanBase(nn.Module):
                 raise ValueError(f"{name} must have shape {shape}, got {got}")
         return hx[0], hx[1]
 
+    def _check_rank(self, input, ranks: tuple[int, int], shapes: str) -> bool:
+        """A tensor of one of ``ranks`` with ``input_size`` features; returns whether it is batched."""
+        if not isinstance(input, Tensor) or input.dim() not in ranks:
+            got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
+            raise ValueError(f"input must be {shapes}, got {got}")
+        self._check_features(input)
+        return input.dim() == ranks[1]
+
     def _check_features(self, x: Tensor) -> None:
         if x.shape[-1] != self.input_size:
             raise ValueError(f"input.size(-1) must be input_size={self.input_size}, got {x.shape[-1]}")
@@ -336,11 +344,7 @@ class LeanLSTM(_LeanBase):
             self._check_features(x)
             steps, batched = Steps(tuple(batch_sizes.tolist())), True
         else:
-            if not isinstance(input, Tensor) or input.dim() not in (2, 3):
-                got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-                raise ValueError(f"input must be 2-D (seq, {self.input_size}) unbatched or 3-D batched, got {got}")
-            self._check_features(input)
-            batched = input.dim() == 3
+            batched = self._check_rank(input, (2, 3), f"2-D (seq, {self.input_size}) unbatched or 3-D batched")
             x = input if batched else input.unsqueeze(1)
             if batched and self.batch_first:
                 x = x.transpose(0, 1)
@@ -414,11 +418,7 @@ class LeanLSTMCell(_LeanBase):
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False") + ", " + self._extra()
 
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, t: int = 0):
-        if not isinstance(input, Tensor) or input.dim() not in (1, 2):
-            got = tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__
-            raise ValueError(f"input must be 1-D ({self.input_size},) or 2-D (batch, {self.input_size}), got {got}")
-        self._check_features(input)
-        batched = input.dim() == 2
+        batched = self._check_rank(input, (1, 2), f"1-D ({self.input_size},) or 2-D (batch, {self.input_size})")
         x = input if batched else input.unsqueeze(0)
         B, H = x.shape[0], self.hidden_size
         if hx is None:

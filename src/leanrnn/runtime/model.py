@@ -196,21 +196,22 @@ class Model:
             a = a[..., p.order, :]
         return (a.astype(np.float64) * p.scale).astype(np.float32)
 
+    def _checked(self, x, what: str, expect: str, ndims: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``x`` as an array of one of ``ndims`` dimensions, and its ids (in range) or its finite
+        features of the model's width; anything else is one clear error naming ``expect``."""
+        a = _array(x, what, expect)
+        if a.ndim not in ndims or a.size == 0 or (not self.is_lm and a.shape[-1] != self.input["size"]):
+            raise ValueError(f"{what} expects {expect}, got shape {a.shape}")
+        return a, (self._ids(a, what) if self.is_lm else self._features(a, what))
+
     def _step_input(self, x, what: str) -> tuple[np.ndarray, bool]:
         """``(ids (B,) or features (B, n), unbatched)`` for one step's ``x``, or a clear error."""
         if self.is_lm:
-            expect = f"a token id (int) or a (B,) integer array of ids in [0, {self._V})"
-            a = _array(x, what, expect)
-            if a.ndim > 1 or a.size == 0:
-                raise ValueError(f"{what} expects {expect}, got shape {a.shape}")
-            ids = self._ids(a, what)
+            a, ids = self._checked(x, what, f"a token id (int) or a (B,) integer array of ids in [0, {self._V})",
+                                   (0, 1))
             return ids.reshape(-1), a.ndim == 0
         n = self.input["size"]
-        expect = f"features of shape ({n},) or (B, {n}) with B >= 1"
-        a = _array(x, what, expect)
-        if a.ndim not in (1, 2) or a.shape[-1] != n or a.size == 0:
-            raise ValueError(f"{what} expects {expect}, got shape {a.shape}")
-        v = self._features(a, what)
+        a, v = self._checked(x, what, f"features of shape ({n},) or (B, {n}) with B >= 1", (1, 2))
         return v.reshape(-1, n), a.ndim == 1
 
     def _inputs(self, x) -> np.ndarray:
@@ -228,18 +229,11 @@ class Model:
     def _sequence(self, seq, what: str) -> tuple[np.ndarray, bool]:
         """A whole sequence: ``(T, B)`` ids or ``(T, B, n)`` float32 features, and whether unbatched."""
         if self.is_lm:
-            expect = f"token ids of shape (T,) or (T, B) with T, B >= 1, in [0, {self._V})"
-            a = _array(seq, what, expect)
-            if a.ndim not in (1, 2) or a.size == 0:
-                raise ValueError(f"{what} expects {expect}, got shape {a.shape}")
-            ids = self._ids(a, what)
+            a, ids = self._checked(seq, what, f"token ids of shape (T,) or (T, B) with T, B >= 1, in [0, {self._V})",
+                                   (1, 2))
             return np.ascontiguousarray(ids.reshape(a.shape[0], -1)), a.ndim == 1
         n = self.input["size"]
-        expect = f"features of shape (T, {n}) or (T, B, {n}) with T, B >= 1"
-        a = _array(seq, what, expect)
-        if a.ndim not in (2, 3) or a.shape[-1] != n or a.size == 0:
-            raise ValueError(f"{what} expects {expect}, got shape {a.shape}")
-        v = self._features(a, what)
+        a, v = self._checked(seq, what, f"features of shape (T, {n}) or (T, B, {n}) with T, B >= 1", (2, 3))
         return v.reshape(a.shape[0], -1, n), a.ndim == 2
 
     def check_state(self, state, batch: int) -> None:
