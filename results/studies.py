@@ -54,7 +54,10 @@ ROWS_WIDTH = {
     "fp-h64": ["--hidden", "64"],
     "ternary-wn-sp90-cubic-h256": ["--weights", "ternary", "--weight-norm", *GRADUAL, "--hidden", "256"],
 }
-ROWS_LM = {**ROWS_LM, **ROWS_NEW, **ROWS_FT, **ROWS_WIDTH}
+# The demo's recipe on a corpus: shared BN, zeros from the start, distilled from the fp run with BN.
+ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sparsity", "0.9",
+                                    "--teacher", "{study}/fp-bn-s{seed}"]}
+ROWS_LM = {**ROWS_LM, **ROWS_NEW, **ROWS_FT, **ROWS_KD, **ROWS_WIDTH}
 T, BN, SH = ["--weights", "ternary"], ["--batch-norm"], ["--batch-norm", "--bn-stats", "shared"]
 SP, KD = ["--state-sparsity", "0.9"], ["--teacher", "{study}/fp-s{seed}"]
 CUBIC = ["--prune-schedule", "cubic", "--prune-start", "0.1", "--prune-end", "0.6"]
