@@ -130,16 +130,19 @@ class _LeanBase(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # An nn.LSTM state_dict (none of the extra parts) loads strictly: the extra parts keep their
-        # initial values, the weight-norm gains start at the loaded rows' norms.
+        # initial values. Weight-norm gains a state_dict lacks (an nn.LSTM's, or a run without weight
+        # norm given to --init-from) start at the loaded rows' norms, their initialization rule.
         sub = "layers." if hasattr(self, "layers") else "layer."
-        if not any(k.startswith(prefix + sub) for k in state_dict):
-            names = self._param_names()
-            for j, lay in enumerate(self._lean_layers()):
-                at = f"{prefix}{sub}{j}." if sub == "layers." else prefix + sub
+        fresh = not any(k.startswith(prefix + sub) for k in state_dict)
+        names = self._param_names()
+        for j, lay in enumerate(self._lean_layers()):
+            at = f"{prefix}{sub}{j}." if sub == "layers." else prefix + sub
+            if fresh:
                 state_dict.update(lay.state_dict(prefix=at))
-                for gain, w in (("wn_ih", names[j][0]), ("wn_hh", names[j][1]), ("wn_hr", names[j][4])):
-                    if getattr(lay, gain) is not None and prefix + w in state_dict:
-                        state_dict[at + gain] = state_dict[prefix + w].norm(dim=1)
+            for gain, w in (("wn_ih", names[j][0]), ("wn_hh", names[j][1]), ("wn_hr", names[j][4])):
+                missing = fresh or at + gain not in state_dict
+                if getattr(lay, gain) is not None and prefix + w in state_dict and missing:
+                    state_dict[at + gain] = state_dict[prefix + w].norm(dim=1)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _all_params(self):

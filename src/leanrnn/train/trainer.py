@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,30 +140,9 @@ def init_from(model, run_dir: str | Path, vocab) -> list[str]:
         raise TrainingError(f"--init-from {run_dir}: {bad[0]} is missing or has another shape there; "
                             "use a run with the same --hidden, --layers, --embed and task")
     take = {k: v for k, v in theirs.items() if k in mine and (v.shape == mine[k].shape or ".bn_" in k)}
-    for k in mine:  # weight-norm gains the source lacks start at the loaded rows' norms (their init rule)
-        if ".wn_" in k and k not in theirs:
-            w = _gain_source(k, take)
-            if w is not None:
-                take[k] = w.norm(dim=1)
-    model.load_state_dict({**mine, **take})
+    # weight-norm gains the source lacks are left out: LeanLSTM sets them from the loaded rows
+    model.load_state_dict({**{k: v for k, v in mine.items() if ".wn_" not in k}, **take})
     return sorted(set(mine) - set(take))
-
-
-def _gain_source(gain_key: str, weights: dict):
-    """The weight matrix a weight-norm gain (``lstm.layers.{i}.wn_{ih,hh,hr}``) scales, from ``weights``."""
-    prefix, rest = gain_key.split(".layers.", 1)
-    i, name = rest.split(".")
-    return _layer_weights(prefix, int(i), name[3:], weights)
-
-
-def _layer_weights(prefix: str, i: int, kind: str, weights: dict):
-    for k in weights:  # layers.{k*D+d} <-> weight_{kind}_l{k}[_reverse]
-        m = re.fullmatch(rf"{re.escape(prefix)}\.weight_{kind}_l(\d+)(_reverse)?", k)
-        if m:
-            D = 2 if any(x.endswith("_reverse") for x in weights if x.startswith(f"{prefix}.weight_")) else 1
-            if int(m.group(1)) * D + (1 if m.group(2) else 0) == i:
-                return weights[k]
-    return None
 
 
 @dataclass
