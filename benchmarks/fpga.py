@@ -37,20 +37,29 @@ PEERS = [
 ]
 
 
+MODES = ("ternary", "binary", "int8")
+
+
 def configs(which: str) -> list[tuple]:
     from leanrnn.rtl.fpga import largest_hidden
-    demo = [(m, X, H_DEMO, LANES) for m in ("ternary", "binary", "int8")]
-    largest = [(m, X, largest_hidden(m, X, LANES), LANES) for m in ("ternary", "binary", "int8")]
+    demo = [(m, X, H_DEMO, LANES) for m in MODES]
+    largest = [(m, X, largest_hidden(m, X, LANES), LANES) for m in MODES]
     return {"demo": demo, "largest": largest, "all": demo + largest, "ternary-demo": demo[:1]}[which]
 
 
 def run(model: str | None, workdir: str, which: str) -> None:
     from leanrnn.rtl.fpga import run_fpga
 
-    def save(rows):  # after every row: a long run that stops keeps what it finished
-        OUT.write_text(json.dumps({"part": PART, "lanes": LANES, "model": model, "rows": rows, "peers": PEERS},
+    old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
+    key = lambda r: (r["mode"], r["input_size"], r["hidden"], r["lanes"])  # noqa: E731
+
+    def save(rows):  # after every row: a long run that stops keeps what it finished; other rows stay
+        new = {key(r) for r in rows}
+        merged = sorted([r for r in old if key(r) not in new] + rows, key=lambda r: (r["hidden"] != H_DEMO, r["hidden"],
+                                                                                    MODES.index(r["mode"])))
+        OUT.write_text(json.dumps({"part": PART, "lanes": LANES, "model": model, "rows": merged, "peers": PEERS},
                                   indent=1))
-        print(f"wrote {OUT} ({len(rows)} rows)")
+        print(f"wrote {OUT} ({len(merged)} rows, {len(rows)} from this run)")
 
     run_fpga(configs(which), workdir, PART, model=model, on_row=save)
 

@@ -9,7 +9,8 @@ hidden states, and the inference cost of one time step counted from those zeros:
 
 * weights read: the input projection (one column of ``W_ih`` for a one-hot input, all of it for a
   dense one), the ``W_hh`` columns of the non-zero states, and the output layer's columns for the
-  non-zero states (fp32), at each matrix's stored width (fp32, 2-bit ternary, 1-bit binary);
+  non-zero states (fp32; all of them where only the fed-back state is pruned, ``--no-prune-output``),
+  at each matrix's stored width (fp32, 2-bit ternary, 1-bit binary);
 * operations: one add (binary/ternary) or multiply-add (fp) per weight read.
 
 The papers' published numbers (``results/papers.yaml``) stand beside each table, labelled with their
@@ -47,8 +48,9 @@ def step_cost(cfg: dict, vocab: int | None, zeros: float) -> dict:
     live = (1.0 - zeros) * H
     # one pixel, one one-hot column, or the embedding's width
     first = 1 if cfg["task"] == "classify" or cfg["embed"] == 0 else cfg["embed"]
-    lstm = 4 * H * (first + live) + (L - 1) * 4 * H * 2 * live
-    out = 0 if cfg["task"] == "classify" else vocab * live   # the classifier's head runs once per sequence
+    seen = live if cfg.get("prune_output", True) else H   # what the next layer and the output layer read
+    lstm = 4 * H * (first + live) + (L - 1) * 4 * H * (seen + live)
+    out = 0 if cfg["task"] == "classify" else vocab * seen   # the classifier's head runs once per sequence
     return {"bytes": lstm * bits / 8 + out * 4, "ops": lstm + out,
             "multiplies": (lstm if cfg["weights"] == "fp" else 0) + out}
 

@@ -52,17 +52,40 @@ ROWS_FT = {
 # The frontier: narrower dense models, wider pruned ones (inference cost follows the live states).
 ROWS_WIDTH = {
     "fp-h64": ["--hidden", "64"],
+    "fp-h32": ["--hidden", "32"],
+    "fp-h16": ["--hidden", "16"],
     "ternary-wn-sp90-cubic-h256": ["--weights", "ternary", "--weight-norm", *GRADUAL, "--hidden", "256"],
 }
 # The demo's recipe on a corpus: shared BN, zeros from the start, distilled from the fp run with BN.
 ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sparsity", "0.9",
-                                    "--teacher", "{study}/fp-bn-s{seed}"]}
-ROWS_LM = {**ROWS_LM, **ROWS_NEW, **ROWS_FT, **ROWS_KD, **ROWS_WIDTH}
+                                    "--teacher", "{study}/fp-bn-s{seed}"],
+           # fine-tuned from the same seed's fp run with the same normalization (twice the budget in all)
+           "ternary-bn-sp90-kd-ft": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9",
+                                     "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}"],
+           "ternary-wn-sp90-kd-ft": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9",
+                                     "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-s{seed}"]}
+# Pruning only the state fed back into W_hh: the output layer reads every unit.
+DO = ["--no-prune-output"]
+ROWS_DO = {
+    "fp-sp90-do": ["--state-sparsity", "0.9", *DO],
+    "ternary-wn-sp90-do": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO],
+    "ternary-bn-sp90-do": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", *DO],
+    "fp-sp90-do-h256": ["--state-sparsity", "0.9", *DO, "--hidden", "256"],
+    "ternary-wn-sp90-do-h256": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
+                                "--hidden", "256"],
+    "fp-sp90-h256": ["--state-sparsity", "0.9", "--hidden", "256"],
+    "fp-sp90-do-cubic": [*GRADUAL, *DO],
+    "ternary-wn-sp90-do-ft-kd": [*FINETUNE, *DO, "--teacher", "{study}/fp-wn-s{seed}"],
+    "fp-sp90-ste": ["--state-sparsity", "0.9", "--prune-grad", "ste"],
+    "fp-sp90-do-ste": ["--state-sparsity", "0.9", *DO, "--prune-grad", "ste"],
+}
+ROWS_LM = {**ROWS_LM, **ROWS_NEW, **ROWS_FT, **ROWS_KD, **ROWS_WIDTH, **ROWS_DO}
 T, BN, SH = ["--weights", "ternary"], ["--batch-norm"], ["--batch-norm", "--bn-stats", "shared"]
 SP, KD = ["--state-sparsity", "0.9"], ["--teacher", "{study}/fp-s{seed}"]
 CUBIC = ["--prune-schedule", "cubic", "--prune-start", "0.1", "--prune-end", "0.6"]
 ROWS_DEMO = {
     "fp": ["--lr", "0.006"],
+    "fp-x2": ["--lr", "0.006", "--epochs", "2"],  # the fine-tuned rows' budget in all: the text twice
     "ternary-bn": [*T, *BN],
     "ternary-bn-sp90": [*T, *BN, *SP],
     "ternary-bn-sp90-cubic": [*T, *BN, *SP, *CUBIC],
@@ -72,11 +95,19 @@ ROWS_DEMO = {
     "ternary-bn-sp90-kd": [*T, *BN, *SP, *KD],
     "ternary-bn-sp90-kd-w0.8-t2": [*T, *BN, *SP, *KD, "--distill-weight", "0.8", "--distill-temp", "2"],
     "ternary-bnsh-sp90-kd": [*T, *SH, *SP, *KD],
+    # fine-tuned from the same seed's fp run (twice the budget in all, stated as such)
+    "ternary-bnsh-sp90-kd-ft": [*T, *SH, *SP, *KD, "--init-from", "{study}/fp-s{seed}"],
+    "ternary-wn-sp90-kd-ft": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}"],
+    "ternary-bnsh-sp90-kd-do": [*T, *SH, *SP, *KD, "--no-prune-output"],
+    "ternary-wn-sp90-kd-ft-do": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}",
+                                 "--no-prune-output"],
 }
 STUDIES = {
     "linux": ("recipes/fidelity-linux.yaml", ROWS_LM, [0]),
     "digits": ("recipes/fidelity-digits.yaml", ROWS_LM, [0]),
     "demo": ("recipes/fidelity-demo.yaml", ROWS_DEMO, [0]),
+    "shakespeare": ("recipes/fidelity-shakespeare.yaml", ROWS_LM, [0]),
+    "fashion-mnist": ("recipes/fidelity-fashion-mnist.yaml", ROWS_LM, [0]),
 }
 
 

@@ -161,6 +161,9 @@ FOUND = [  # (base, path, raw JSON text or DELETE, words the message must hold)
     (3, ("version",), "2", "absent in a version 2 file"),
     (4, ("layers", 0, "reverse"), json.dumps({"bn_steps": 2, "threshold": 0}), "language model"),
     (4, ("layers", 1, "proj_size"), "3", r"'l1.w_hh' is uint8\(2, 4\), expected uint8\(3, 4\)"),
+    (0, ("layers", 0, "prune_output"), "true", r"prune_output must be false, or absent"),
+    (0, ("layers", 0, "prune_output"), "0", r"prune_output must be false"),
+    (3, ("layers", 1, "reverse", "prune_output"), '"no"', r"reverse.prune_output must be false"),
 ]
 
 

@@ -94,19 +94,26 @@ def _autograd_reference(m: LeanLSTM, x, w_ih, w_hh):
     return torch.stack(outs), h, c
 
 
-@pytest.mark.parametrize("kw", [dict(batch_norm=True), dict(state_sparsity=0.5),
+@pytest.mark.parametrize("weights", ["fp", "binary", "ternary"])
+@pytest.mark.parametrize("kw", [dict(batch_norm=True), dict(state_sparsity=0.5, prune_grad="ste"),
                                 dict(state_sparsity=0.5, prune_grad="mask"),
-                                dict(batch_norm=True, state_sparsity=0.7)])
-def test_bptt_matches_autograd(kw):
+                                dict(batch_norm=True, state_sparsity=0.7),
+                                dict(weight_norm=True, state_sparsity=0.5)])
+def test_bptt_matches_autograd(weights, kw):
+    """Binary and ternary with deterministic rounding, so that both passes use the same codes: the
+    reference takes the matrices through the module's own quantizer and weight norm (straight-through
+    gradients to the latent weights), then runs the time loop under plain autograd."""
     torch.manual_seed(1)
-    m = LeanLSTM(4, 6, weights="fp", **kw).double()
+    m = LeanLSTM(4, 6, weights=weights, stochastic=False, **kw).double()
     for lay in m.layers:
         lay.pruner.threshold.fill_(0.05)
         lay.pruner.momentum = 0.0  # keep the threshold fixed across both passes
     x = torch.randn(7, 5, 4, dtype=torch.float64)
     ref = copy.deepcopy(m)
     y1, (h1, c1) = m(x)
-    y2, h2, c2 = _autograd_reference(ref, x, ref.weight_ih_l0, ref.weight_hh_l0)
+    lay = ref.layers[0]
+    y2, h2, c2 = _autograd_reference(ref, x, ref._weight(ref.weight_ih_l0, lay.wn_ih),
+                                     ref._weight(ref.weight_hh_l0, lay.wn_hh))
     assert torch.allclose(y1, y2, atol=1e-10)
     g = torch.randn_like(y1)
     ((y1 * g).sum() + (h1[0] * c1[0]).sum()).backward()

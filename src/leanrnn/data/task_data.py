@@ -11,12 +11,17 @@ LEVELS = {"char-lm": "char", "word-lm": "word"}
 
 
 def load_for_task(task: str, data: str, data_dir: str | None = None, max_chars: int | None = None,
-                  vocab_size: int = 10000, permute: bool = False, seed: int = 0):
-    """``{split: (x, y)}`` for ``classify``, a ``TextCorpus`` for the language-model tasks."""
+                  vocab_size: int = 10000, permute: bool = False, seed: int = 0, max_examples: int | None = None):
+    """``{split: (x, y)}`` for ``classify`` (``max_examples``: the first training sequences only), a
+    ``TextCorpus`` for the language-model tasks."""
     from .images import load_images
     from .text import load_text
     if task == "classify":
-        return load_images(data, data_dir, permute=permute, seed=seed)
+        splits = load_images(data, data_dir, permute=permute, seed=seed)
+        if max_examples is not None:
+            x, y = splits["train"]
+            splits["train"] = (x[:max_examples], y[:max_examples])
+        return splits
     if task not in LEVELS:
         raise DataError(f"task {task!r} has no data loader; use classify, {' or '.join(LEVELS)}")
     return load_text(data, LEVELS[task], data_dir, max_chars, vocab_size)

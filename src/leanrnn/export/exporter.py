@@ -104,7 +104,10 @@ def _fold_direction(q: dict, pre: str, tensors: dict) -> dict:
         tensors[f"{pre}.s_ih"] = np.broadcast_to(np.asarray(a["w_ih"], np.float32), (1, G)).copy()
         tensors[f"{pre}.s_hh"] = np.broadcast_to(np.asarray(a["w_hh"], np.float32), (1, G)).copy()
         tensors[f"{pre}.b"] = bias[None].astype(np.float32)
-    return {"bn_steps": T, "threshold": float(q["prune_threshold"])}
+    part = {"bn_steps": T, "threshold": float(q["prune_threshold"])}
+    if not q.get("prune_output", True):  # absent means true, as in files before the field existed
+        part["prune_output"] = False
+    return part
 
 
 def model_to_lrnn(model, config: dict, vocab, compact: bool = False) -> tuple[dict, dict]:

@@ -20,7 +20,8 @@ Tensors of layer ``k`` are named ``l{k}.*``: ``w_ih (n_in, 4H)``, ``w_hh (R, 4H)
 per-gate tables below, where ``R`` is ``proj_size`` with a projection (LSTMP, ``proj_size`` in the
 layer's header entry) and ``H`` otherwise. A projection adds ``w_hr (H, P)`` and its per-row scale
 ``s_hr (1, P)``: ``r = s_hr * (C_hr . h)``; ``r`` (or ``h`` without projection) is what is pruned
-(``|r| >= threshold`` kept), fed back to ``w_hh`` and passed on. A bidirectional layer (a
+(``|r| >= threshold`` kept), fed back to ``w_hh`` and passed on; with ``"prune_output": false`` in a
+direction's header entry only the copy fed back is pruned and the unpruned ``r`` is passed on. A bidirectional layer (a
 ``reverse`` entry with the reverse direction's ``bn_steps`` and ``threshold``; classifiers only,
 every layer or none) adds the same tensors under ``l{k}_reverse.*``: that direction reads each
 sequence from its end, its time step ``t`` counting from there, and the layer's output is both
@@ -397,7 +398,7 @@ def check_header(header) -> None:
     for k, L in enumerate(layers):
         w = f"layers[{k}]"
         _keys(L, w, {"input_size", "hidden_size", "weights", "batch_norm", "bn_steps", "threshold"},
-              {"proj_size", "reverse"})
+              {"proj_size", "reverse", "prune_output"})
         if _int(L["input_size"], f"{w}.input_size") != n_in:
             raise _bad(f"{w}.input_size", f"{n_in} (the size of what feeds it)", L["input_size"])
         H = _int(L["hidden_size"], f"{w}.hidden_size")
@@ -405,7 +406,7 @@ def check_header(header) -> None:
             raise _bad(f"{w}.weights", f"one of {list(WEIGHT_MODES)}", L["weights"])
         if type(L["batch_norm"]) is not bool:
             raise _bad(f"{w}.batch_norm", "true or false", L["batch_norm"])
-        for part in ("proj_size", "reverse"):
+        for part in ("proj_size", "reverse", "prune_output"):
             if part in L and header["version"] < BASE3_VERSION:
                 raise _bad(f"{w}.{part}", f"absent in a version {header['version']} file (it came with version "
                            f"{BASE3_VERSION})", L[part])
@@ -415,7 +416,8 @@ def check_header(header) -> None:
             if lm:
                 raise _bad(f"{w}.reverse", "absent: a language model predicts the next token, so it cannot read "
                            "its sequence backwards", L["reverse"])
-            _direction(_keys(L["reverse"], f"{w}.reverse", {"bn_steps", "threshold"}), f"{w}.reverse",
+            _direction(_keys(L["reverse"], f"{w}.reverse", {"bn_steps", "threshold"}, {"prune_output"}),
+                       f"{w}.reverse",
                        L["batch_norm"])
         if ("reverse" in L) != ("reverse" in layers[0]):
             raise _bad(f"{w}.reverse", f"{'present' if 'reverse' in layers[0] else 'absent'} as in layers[0]: "
@@ -429,6 +431,8 @@ def _direction(d: dict, w: str, batch_norm: bool) -> None:
     thr = d["threshold"]
     if type(thr) not in (int, float) or not 0 <= thr <= FLOAT32_MAX:
         raise _bad(f"{w}.threshold", "a finite number >= 0", thr)
+    if "prune_output" in d and d["prune_output"] is not False:
+        raise _bad(f"{w}.prune_output", "false, or absent (the output is the pruned state)", d["prune_output"])
 
 
 def _check_preprocess(p, lm: bool) -> None:

@@ -52,7 +52,8 @@ class LayerSpec:
     """One direction of one LSTM layer: ``z = s_ih[t] * (W_ih^T x) + s_hh[t] * (W_hh^T r) + b[t]``
     per gate row (order i, f, g, o), ``c_hat = s_c[t] * c + b_c[t]`` when ``s_c`` is given, ``t``
     clamped to ``steps - 1``; ``h = sigmoid(o) * tanh(c_hat)``; the output and state fed back is
-    ``r = h``, or ``r = s_hr * (W_hr^T h)`` with a projection, zeroed where ``|r| < threshold``.
+    ``r = h``, or ``r = s_hr * (W_hr^T h)`` with a projection, zeroed where ``|r| < threshold``
+    (with ``prune_output`` false only the copy fed back is zeroed; the output is ``r`` unpruned).
     ``W`` are int8 codes (binary, ternary) or float32 weights (fp). A reverse direction reads its
     sequence backwards, ``t`` counting from the sequence's last element."""
     index: int                   # position in ``ModelSpec.layers``: ``layer * directions + reverse``
@@ -71,6 +72,7 @@ class LayerSpec:
     reverse: bool = False
     w_hr: np.ndarray | None = None   # (H, P) projection codes (float32 for "fp"), None without projection
     s_hr: np.ndarray | None = None   # (P,) float32 per-row scale of the projection
+    prune_output: bool = True    # the output is the pruned r (else only the state fed back is pruned)
 
     @property
     def steps(self) -> int:
@@ -156,7 +158,8 @@ def model_spec(header: dict, tensors: dict) -> ModelSpec:
              if f"{pre}.{n}" in tensors}
         layers.append(LayerSpec(len(layers), int(L["input_size"]), H, mode, w["w_ih"], w["w_hh"], t["s_ih"],
                                 t["s_hh"], t["b"], t.get("s_c"), t.get("b_c"), float(d["threshold"]), k, rev,
-                                w.get("w_hr"), t["s_hr"][0] if "s_hr" in t else None))
+                                w.get("w_hr"), t["s_hr"][0] if "s_hr" in t else None,
+                                d.get("prune_output", True)))
     w, o8 = _dequant(tensors, "out.weight")
     return ModelSpec(header["task"], header.get("vocab"), ispec, tuple(layers),
                      OutputSpec(w, _f32(tensors["out.bias"]), o8), header)

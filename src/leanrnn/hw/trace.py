@@ -47,6 +47,10 @@ def analyse_model(model, steps: int, accel=None, log: Callable[[str], None] = pr
     if any(L.get("reverse") or L.get("proj_size") for L in layers):
         raise HardwareConfigError("the accelerator model covers one-directional LSTMs without projection; this "
                                   "model is bidirectional or projected: analyse a one-directional model instead")
+    if any(L.get("prune_output") is False for L in layers[:-1]):
+        raise HardwareConfigError("the accelerator model feeds each layer the zero-skipped state of the layer "
+                                  "below; this model passes unpruned states on (--no-prune-output): analyse a "
+                                  "one-layer model or one trained with --prune-output")
     masks, input_mask = record_masks(model, trace_inputs(model, steps, log))
     return analyse(model.header, masks, input_mask, accel)
 

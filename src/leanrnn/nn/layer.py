@@ -20,8 +20,9 @@ class _Layer(nn.Module):
 
     def __init__(self, hidden_size: int, proj_size: int, batch_norm: bool, bn_stats: str, weight_norm: bool,
                  state_sparsity: float, bn_momentum: float, prune_momentum: float, prune_warmup: int,
-                 prune_grad: str):
+                 prune_grad: str, prune_output: bool = True):
         super().__init__()
+        self.prune_output = bool(prune_output)
         g = 4 * hidden_size
         for name, rows in (("wn_ih", g), ("wn_hh", g), ("wn_hr", proj_size)):
             # per-row gains; set to the initial latent rows' norms by _init_gains
@@ -47,24 +48,26 @@ def run_direction(x: Tensor, h: Tensor, c: Tensor, w_ih: Tensor, w_hh: Tensor, b
     pruner = lay.pruner
     threshold = pruner.threshold if pruner.active else None
     prune_ste = pruner.grad == "ste"
+    dense = pruner.active and not lay.prune_output
     if lay.bn_ih is None:
         xz = torch.matmul(x, w_ih.t()) if bias is None else torch.addmm(bias, x, w_ih.t())
-        cfg = LoopConfig(steps, threshold=threshold, prune_ste=prune_ste)
+        cfg = LoopConfig(steps, threshold=threshold, prune_ste=prune_ste, dense_output=dense)
         out, h, c, hpre, stats = recurrence(xz, h, c, w_hh, cfg, w_hr)
     else:  # the batch norms run inside the loop, on each step's block while it is in cache
         norms = (lay.bn_ih, lay.bn_hh, lay.bn_c)
         running = None if training else LoopStats(*(Moments(*m.running_stats(t0, len(steps))) for m in norms))
         cfg = LoopConfig(steps, bn_train=training, running=running, eps=lay.bn_hh.eps, threshold=threshold,
-                         prune_ste=prune_ste)
+                         prune_ste=prune_ste, dense_output=dense)
         out, h, c, hpre, stats = recurrence(torch.matmul(x, w_ih.t()), h, c, w_hh, cfg, w_hr, bias, lay.bn_ih.weight,
                                             lay.bn_hh.weight, lay.bn_c.weight, lay.bn_c.bias)
     if stats is not None:
         for m, moments in zip(norms, stats):
             m.track(*moments, t0)
-    zeros = out.numel() - torch.count_nonzero(out)
+    pre, fed = (out, hpre) if dense else (hpre, out)
+    zeros = fed.numel() - torch.count_nonzero(fed)
     if pruner.active and training:
-        pruner.update(hpre, out, zeros)
-    pruner.record(out, zeros)
+        pruner.update(pre, fed, zeros)
+    pruner.record(fed, zeros)
     return out, h, c
 
 
@@ -92,6 +95,7 @@ def layer_export(weights: str, w_ih: Tensor, w_hh: Tensor, bias: Tensor | None, 
          "weight_hr": None if w_hr is None else mat(w_hr, lay.wn_hr),
          "bias": None if bias is None else bias.detach().cpu().clone(),
          "prune_threshold": float(lay.pruner.threshold) if lay.pruner.active else 0.0,
+         "prune_output": lay.prune_output,
          "batch_norm": None}
     if lay.bn_ih is not None:
         d["batch_norm"] = {

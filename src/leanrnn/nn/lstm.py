@@ -57,6 +57,12 @@ from .steps import Steps
 __all__ = ["LeanLSTM", "LeanLSTMCell"]
 
 
+def _check_flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def _check_args(input_size, hidden_size, bias, weights, state_sparsity, bn_stats, batch_norm, weight_norm,
                 num_layers=1, batch_first=False, dropout=0.0, proj_size=0):
     """``nn.LSTM``'s checks (same exception types and messages), then the extra arguments'."""
@@ -254,6 +260,8 @@ class _LeanBase(nn.Module):
             s += ", batch_norm=True" + (", bn_stats='shared'" if self.bn_stats == "shared" else "")
         if self.state_sparsity:
             s += f", state_sparsity={self.state_sparsity}"
+            if not self._lean_layers()[0].prune_output:
+                s += ", prune_output=False"
         return s
 
 
@@ -273,6 +281,9 @@ class LeanLSTM(_LeanBase):
         ``g`` (Hou et al., NeurIPS 2019): no statistics, so training and inference agree and the
         scales fold into one per row.
     state_sparsity: target fraction of zeros in the state fed back, in ``[0, 1)``.
+    prune_output: whether the output (and ``h_n``) is the pruned state, as in the DATE paper, so the
+        next layer and the output layer skip its zero columns too (default), or the state before
+        pruning, so only the recurrent product ``W_hh h_{t-1}`` sees the zeros (a pruned ``h_0`` too).
     bn_momentum, prune_momentum, prune_warmup, prune_grad: see ``SeqBatchNorm`` and ``StatePruner``.
     """
 
@@ -281,7 +292,7 @@ class LeanLSTM(_LeanBase):
                  device=None, dtype=None, *, weights: str = "fp", stochastic: bool = True, batch_norm: bool = False,
                  state_sparsity: float = 0.0, bn_stats: str = "step", weight_norm: bool = False,
                  bn_momentum: float = 0.05, prune_momentum: float = 0.1, prune_warmup: int = 0,
-                 prune_grad: str = "mask"):
+                 prune_grad: str = "mask", prune_output: bool = True):
         super().__init__()
         _check_args(input_size, hidden_size, bias, weights, state_sparsity, bn_stats, batch_norm, weight_norm,
                     num_layers, batch_first, dropout, proj_size)
@@ -302,7 +313,7 @@ class LeanLSTM(_LeanBase):
                 if proj_size:
                     setattr(self, f"weight_hr_l{k}{sfx}", nn.Parameter(torch.empty(proj_size, hidden_size)))
         kw = dict(bn_momentum=bn_momentum, prune_momentum=prune_momentum, prune_warmup=prune_warmup,
-                  prune_grad=prune_grad)
+                  prune_grad=prune_grad, prune_output=_check_flag("prune_output", prune_output))
         self.layers = nn.ModuleList(self._new_layer(**kw) for _ in range(num_layers * D))
         self._init_params()
         self.to(device=device, dtype=dtype)
@@ -398,7 +409,8 @@ class LeanLSTMCell(_LeanBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None, *,
                  weights: str = "fp", stochastic: bool = True, batch_norm: bool = False, state_sparsity: float = 0.0,
                  bn_stats: str = "step", weight_norm: bool = False, bn_momentum: float = 0.05,
-                 prune_momentum: float = 0.1, prune_warmup: int = 0, prune_grad: str = "mask"):
+                 prune_momentum: float = 0.1, prune_warmup: int = 0, prune_grad: str = "mask",
+                 prune_output: bool = True):
         super().__init__()
         bias = bool(bias)  # nn.LSTMCell does not check its type
         _check_args(input_size, hidden_size, bias, weights, state_sparsity, bn_stats, batch_norm, weight_norm)
@@ -410,7 +422,8 @@ class LeanLSTMCell(_LeanBase):
         self.bias_ih = nn.Parameter(torch.empty(G)) if bias else None
         self.bias_hh = nn.Parameter(torch.empty(G)) if bias else None
         self.layer = self._new_layer(bn_momentum=bn_momentum, prune_momentum=prune_momentum,
-                                     prune_warmup=prune_warmup, prune_grad=prune_grad)
+                                     prune_warmup=prune_warmup, prune_grad=prune_grad,
+                                     prune_output=_check_flag("prune_output", prune_output))
         self._init_params()
         self.to(device=device, dtype=dtype)
 

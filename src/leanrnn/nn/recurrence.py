@@ -14,7 +14,9 @@ Inside, step ``t`` computes::
     c_t = sigmoid(f_t) c_{t-1} + sigmoid(i_t) tanh(g_t);  u_t = tanh(BN_c(c_t))
     h_t = sigmoid(o_t) u_t;  r_t = P(W_hr h_t)   (r_t = P(h_t) without projection)
 
-``r_t`` is the output and the state fed back. Rows follow ``Steps`` (PackedSequence's layout), so
+``r_t`` is the output and the state fed back. With ``dense_output`` (pruning only the fed-back state)
+the output and ``h_n`` are the states before pruning, and ``P`` is applied where a state enters
+``W_hh`` (including a given ``h_0``). Rows follow ``Steps`` (PackedSequence's layout), so
 a packed batch only computes the sequences still running. Batch statistics are per step, over those
 rows, with the biased variance.
 
@@ -29,6 +31,10 @@ Speed (hidden 256, batch 64, where each step's elementwise work costs as much as
   masks cost a conversion per use.
 * The backward pass forms the activations' derivatives for all four gates in one op
   (``s - s * s``, with the ``tanh`` block overwritten by ``1 - g^2``) and applies them in one more.
+* What the backward pass needs (the gates, ``c``, ``u``: ``(N, 4H)`` and ``(N, H)``, tens of MB at
+  hidden 256) lives in buffers that are handed back when the backward pass ends and reused by the
+  next forward pass (``_Scratch``): a fresh allocation of that size is mapped anew by the C library
+  each time, and its first touch costs a page fault per 4 KiB.
 * Tried and dropped: a numba kernel per step (its scalar ``exp``/``tanh`` were slower than these
   vectorized ops) and ``torch.compile`` of the per-step functions (about 15% faster per step on
   the CPU, after 7 to 25 s of compilation per shape and configuration, and a packed batch changes
@@ -65,6 +71,39 @@ class LoopConfig(NamedTuple):
     eps: float = 1e-5
     threshold: Tensor | None = None       # pruning threshold (scalar tensor) or None
     prune_ste: bool = True                # straight-through pruning gradient, else masked
+    dense_output: bool = False            # prune only the fed-back state (outputs before pruning)
+
+
+class _Scratch:
+    """A few flat buffers per (dtype, device), reused across training iterations. A buffer taken
+    is owned by its taker until ``give`` (only the backward pass gives, after its last use)."""
+    KEEP = 8
+
+    def __init__(self):
+        self.free: dict[tuple, list[Tensor]] = {}
+
+    def take(self, like: Tensor, *shape: int) -> Tensor:
+        n = 1
+        for k in shape:
+            n *= k
+        pool = self.free.get((like.dtype, like.device), [])
+        fits = [i for i, b in enumerate(pool) if n <= b.numel() <= 2 * n + 4096]
+        if not fits:
+            return like.new_empty(shape)
+        return pool.pop(min(fits, key=lambda i: pool[i].numel()))[:n].view(shape)
+
+    def give(self, *tensors: Tensor | None) -> None:
+        for t in tensors:
+            if t is None:
+                continue
+            base = t._base if t._base is not None else t
+            pool = self.free.setdefault((base.dtype, base.device), [])
+            pool.append(base.reshape(-1))
+            if len(pool) > self.KEEP:
+                pool.pop(min(range(len(pool)), key=lambda i: pool[i].numel()))
+
+
+_SCRATCH = _Scratch()
 
 
 def _center(x: Tensor, t: int, cfg: LoopConfig, batch: Moments | None, running: Moments | None,
@@ -90,26 +129,32 @@ def _loop(xp, h0, c0, w, w_hr, bias, g_ih, g_hh, g_c, b_c, cfg: LoopConfig, save
     hpre = torch.empty_like(out) if prune else None
     st = {}
     if save:
-        st.update(c=new(N, H), act=new(N, G), u=new(N, H))
+        big = lambda *shape: _SCRATCH.take(xp, *shape)  # noqa: E731  (given back by the backward pass)
+        st.update(c=big(N, H), act=big(N, G), u=big(N, H))
         if proj:
-            st["hh"] = new(N, H)
+            st["hh"] = big(N, H)
         if bn:
-            st.update(d_ih=new(N, G), r_ih=new(T, G), d_hh=new(N, G), r_hh=new(T, G), d_c=new(N, H), r_c=new(T, H))
+            st.update(d_ih=big(N, G), r_ih=new(T, G), d_hh=big(N, G), r_hh=new(T, G), d_c=big(N, H), r_c=new(T, H))
     stats = LoopStats(*(Moments(new(T, n), new(T, n)) for n in (G, G, H))) if bn and cfg.bn_train else None
     run = cfg.running or LoopStats(None, None, None)
     bat = stats or LoopStats(None, None, None)
     if prune:  # keep |r| >= theta: hardshrink keeps |r| > lam, lam the next float below theta
         theta = cfg.threshold.to(xp.dtype)
         lam = float(torch.nextafter(theta, torch.zeros_like(theta)))
-    wt = w.t()
+    wt = w.t().contiguous()  # a row-major operand: ~10% faster gemm than the transposed view
     hrt = w_hr.t() if proj else None
     h_n, c_n = h0.clone(), c0.clone()
     h, c = h0[: steps.batch], c0[: steps.batch]
+    dense = prune and cfg.dense_output
+    hd = h  # the state h_n reports: before pruning with dense_output
+    if dense:
+        h = torch.hardshrink(h, lam)
+        st["h0"] = h
     for t, b in enumerate(steps.sizes):
         rows = steps.rows(t)
         if b < h.shape[0]:  # sequences that ended keep their last state
-            h_n[b: h.shape[0]], c_n[b: h.shape[0]] = h[b:], c[b:]
-            h, c = h[:b], c[:b]
+            h_n[b: h.shape[0]], c_n[b: h.shape[0]] = hd[b:], c[b:]
+            h, c, hd = h[:b], c[:b], hd[:b]
         if bn:
             d, r = _center(xp[rows], t, cfg, bat.ih, run.ih, st["d_ih"][rows] if save else None)
             z = d * (r * g_ih) if bias is None else torch.addcmul(bias, d, r * g_ih)
@@ -139,7 +184,10 @@ def _loop(xp, h0, c0, w, w_hr, bias, g_ih, g_hh, g_c, b_c, cfg: LoopConfig, save
         else:
             hr = torch.mul(o, u, out=(hpre if prune else out)[rows])
         h = torch.hardshrink(hr, lam, out=out[rows]) if prune else hr
-    h_n[: h.shape[0]], c_n[: h.shape[0]] = h, c
+        hd = hr if dense else h
+    h_n[: h.shape[0]], c_n[: h.shape[0]] = hd, c
+    if dense:  # the output is the state before pruning; the pruned one is what was fed back
+        return hpre, h_n, c_n, out, stats, st
     return out, h_n, c_n, hpre, stats, st
 
 
@@ -161,10 +209,11 @@ def _bn_backward(dn: Tensor, d: Tensor, r: Tensor, gamma: Tensor, train: bool, o
 class _Recurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, h0, c0, w, w_hr, bias, g_ih, g_hh, g_c, b_c, cfg):
-        out, h, c, hpre, stats, st = _loop(xp, h0, c0, w, w_hr, bias, g_ih, g_hh, g_c, b_c, cfg, save=True)
+        out, h, c, other, stats, st = _loop(xp, h0, c0, w, w_hr, bias, g_ih, g_hh, g_c, b_c, cfg, save=True)
         ctx.cfg, ctx.st, ctx.has_bias = cfg, st, bias is not None
-        ctx.save_for_backward(h0, c0, out, w, w_hr, g_ih, g_hh, g_c)
-        aux = [hpre] if hpre is not None else []
+        fed = other if cfg.dense_output and other is not None else out  # the states fed back
+        ctx.save_for_backward(h0, c0, fed, w, w_hr, g_ih, g_hh, g_c)
+        aux = [other] if other is not None else []
         aux += [] if stats is None else [x for m in stats for x in m]
         ctx.mark_non_differentiable(*aux)
         return (out, h, c, *aux)
@@ -172,19 +221,22 @@ class _Recurrence(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout, dh_n, dc_n, *_):
-        h0, c0, out, w, w_hr, g_ih, g_hh, g_c = ctx.saved_tensors
+        h0, c0, out, w, w_hr, g_ih, g_hh, g_c = ctx.saved_tensors  # ``out``: the states fed back
         cfg, st = ctx.cfg, ctx.st
         steps = cfg.steps
         B, H = c0.shape
         bn, train, proj = g_hh is not None, cfg.bn_train, w_hr is not None
+        dense = cfg.threshold is not None and cfg.dense_output
+        fed0 = st["h0"] if dense else h0
         dh = torch.zeros_like(h0) if dh_n is None else dh_n.clone()
         dc = torch.zeros_like(c0) if dc_n is None else dc_n.clone()
         if dout is None:
             dout = torch.zeros_like(out)
         one = out.new_ones(())
         mask = torch.empty_like(h0) if cfg.threshold is not None and not cfg.prune_ste else None
-        dz_all = torch.empty_like(st["act"])
-        da_all = torch.empty_like(dz_all) if bn else dz_all   # gradient of W_hh r_{t-1}
+        # with batch norm the gates' gradients are scratch (the input projections get their own)
+        dz_all = _SCRATCH.take(out, *st["act"].shape) if bn else torch.empty_like(st["act"])
+        da_all = _SCRATCH.take(out, *st["act"].shape) if bn else dz_all   # gradient of W_hh r_{t-1}
         dxp_all = torch.empty_like(dz_all) if bn else dz_all  # gradient of the input projections
         dr_all = torch.empty_like(out) if proj else None
         if bn:
@@ -195,7 +247,7 @@ class _Recurrence(torch.autograd.Function):
             act, u = st["act"][rows], st["u"][rows]
             i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
             dr = dout[rows] + dh[:b]
-            if mask is not None:  # a pruned entry (zero output) passes no gradient
+            if mask is not None and not dense:  # a pruned entry (zero output) passes no gradient
                 dr.mul_(torch.ne(out[rows], 0, out=mask[:b]))
             if proj:
                 dr_all[rows] = dr
@@ -224,14 +276,21 @@ class _Recurrence(torch.autograd.Function):
                 dg_ih += dgam
             else:
                 da = dz
+            dhp = torch.mm(da, w)
+            if mask is not None and dense:  # only the fed-back copy of a pruned entry is zero
+                prev = fed0[:b] if t == 0 else out[steps.offsets[t - 1]: steps.offsets[t - 1] + b]
+                dhp.mul_(torch.ne(prev, 0, out=mask[:b]))
             if b == B:
-                dh, dc = torch.mm(da, w), dcp
+                dh, dc = dhp, dcp
             else:
-                dh[:b], dc[:b] = torch.mm(da, w), dcp
-        dw = torch.mm(da_all.t(), steps.previous(h0, out))
+                dh[:b], dc[:b] = dhp, dcp
+        dw = torch.mm(da_all.t(), steps.previous(fed0, out))
         dw_hr = torch.mm(dr_all.t(), st["hh"]) if proj else None
         dbias = dz_all.sum(0) if ctx.has_bias else None
         ctx.st = None
+        _SCRATCH.give(*(st.get(k) for k in ("c", "act", "u", "hh", "d_ih", "d_hh", "d_c")))
+        if bn:
+            _SCRATCH.give(dz_all, da_all)
         if not bn:
             return dxp_all, dh, dc, dw, dw_hr, dbias, None, None, None, None, None
         return dxp_all, dh, dc, dw, dw_hr, dbias, dg_ih, dg_hh, dg_c, db_c, None
@@ -246,7 +305,8 @@ def recurrence(xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, cfg: LoopConfig
     ``xp`` are the input projections ``Q(W_ih) x_t`` (with batch norm) or ``xz`` with the bias added
     (without: pass ``bias=None``); ``h0``/``c0`` are ``(B, R)``/``(B, H)``; ``g_ih``, ``g_hh``
     (given with batch norm), ``g_c`` and ``b_c`` the gains and shift of the batch norms. ``h_pre``
-    holds the outputs before pruning (``None`` without pruning); ``stats`` the ``LoopStats`` of a
+    holds the outputs before pruning (``None`` without pruning; with ``cfg.dense_output``, where the
+    outputs are those, it holds the pruned states fed back instead); ``stats`` the ``LoopStats`` of a
     training call with batch norm (else ``None``), for the running averages.
     """
     args = (xp, h0, c0, w_hh, w_hr, bias, g_ih, g_hh, g_c, b_c)

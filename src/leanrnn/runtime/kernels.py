@@ -29,6 +29,10 @@ Gates. ``tanh`` is a clamped 13/6 rational polynomial (Eigen's float approximati
 Projection (LSTMP). The gates write the unpruned ``h`` into scratch; ``spmv`` projects it
 (``(H, P)`` codes) into ``r``, which is scaled, pruned and fed back (``W_hh`` is ``(P, 4H)``).
 
+Pruning only the fed-back state (``K_DENSE``): the gates (and the projection) write the unpruned
+``r`` into the stream's ``S_HD`` row, which the next layer and the output layer read; a pruned copy
+goes to ``S_H``, the state fed back.
+
 Bidirectional classifiers cannot step: ``layer_steps`` runs one layer direction over a whole
 sequence (the reverse one over it backwards), and ``Model.classify`` chains them layer by layer.
 
@@ -46,11 +50,11 @@ IN_TABLE, IN_ONEHOT, IN_EMBED, IN_DENSE = 0, 1, 2, 3
 L_COUNT, IN_KIND, IN_SIZE, IN_OFF, OUT_N, OUT_W, OUT_B, M_HEAD = 0, 1, 2, 3, 4, 5, 6, 8
 # per-layer fields of M (stride M_LAYER from M_HEAD)
 (K_CODES, K_NIN, K_H, K_T, K_NORMC, K_WIH, K_WHH, K_SIH, K_SHH, K_B, K_SC, K_BC, K_THR,
- K_R, K_P, K_WHR, K_SHR, M_LAYER) = range(18)
+ K_R, K_P, K_WHR, K_SHR, K_DENSE, M_LAYER) = range(19)
 # state fields of N: time step, batch, offsets of the logits (in S), token ids and index scratch (in N)
 N_T, N_B, N_LOGITS, N_TOK, N_IDX, N_HEAD = 0, 1, 2, 3, 4, 8
 # per-layer fields of N (stride N_LAYER from N_HEAD)
-S_H, S_C, S_AIH, S_AHH, S_ZEROS, S_TOTAL, S_HF, S_AHR, N_LAYER = range(9)
+S_H, S_C, S_AIH, S_AHH, S_ZEROS, S_TOTAL, S_HF, S_AHR, S_HD, N_LAYER = range(10)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -147,6 +151,18 @@ def _project(a_hr, s_hr, thr, r):
     return zeros
 
 
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _prune(src, thr, dst):
+    """``dst = src`` zeroed where ``|src| < thr``; returns the zeros of ``dst``."""
+    zeros = 0
+    for i in range(src.shape[0]):
+        v = src[i]
+        keep = abs(v) >= thr
+        dst[i] = v if keep else np.float32(0.0)
+        zeros += np.int64(not keep)
+    return zeros
+
+
 @njit(cache=True, error_model="numpy")
 def _stream_step(F, Q, M, S, N, r, X):
     """Advance stream ``r`` by one step through every layer and the output layer."""
@@ -177,9 +193,11 @@ def _stream_step(F, Q, M, S, N, r, X):
         b_c = F[M[m + K_BC] + ts * H: M[m + K_BC] + (ts + 1) * H]
         norm_c = M[m + K_NORMC] == 1
         thr = F[M[m + K_THR]]
+        dense = M[m + K_DENSE] == 1
+        hd = S[N[n + S_HD] + r * R: N[n + S_HD] + (r + 1) * R]  # the unpruned output (dense only)
         # with a projection the gates write the unpruned h into scratch; it is projected and pruned below
-        hg = S[N[n + S_HF]: N[n + S_HF] + H] if P > 0 else h
-        tg = np.float32(0.0) if P > 0 else thr
+        hg = S[N[n + S_HF]: N[n + S_HF] + H] if P > 0 else (hd if dense else h)
+        tg = np.float32(0.0) if P > 0 or dense else thr
         kind = M[IN_KIND] if k == 0 else IN_DENSE
         if kind == IN_TABLE:
             o = M[IN_OFF] + tok * G
@@ -215,10 +233,13 @@ def _stream_step(F, Q, M, S, N, r, X):
                 spmv(Q[M[m + K_WHR]: M[m + K_WHR] + H * P].reshape((H, P)), hg, a_hr, idx)
             else:
                 spmv(F[M[m + K_WHR]: M[m + K_WHR] + H * P].reshape((H, P)), hg, a_hr, idx)
-            z = _project(a_hr, F[M[m + K_SHR]: M[m + K_SHR] + P], thr, h)
+            z = _project(a_hr, F[M[m + K_SHR]: M[m + K_SHR] + P], np.float32(0.0) if dense else thr,
+                         hd if dense else h)
+        if dense:
+            z = _prune(hd, thr, h)
         N[n + S_ZEROS] += z
         N[n + S_TOTAL] += R
-        x = h
+        x = hd if dense else h
     V, R = M[OUT_N], x.shape[0]
     if V > 0:
         y = S[N[N_LOGITS] + r * V: N[N_LOGITS] + (r + 1) * V]
@@ -259,10 +280,10 @@ def steps(F, Q, M, S, N, toks, X, out):
 def layer_steps(F, Q, M, S, N, X, out):
     """``T`` steps of a model of one layer direction without output layer (``OUT_N`` 0, as
     ``layout.pack`` makes for a bidirectional model) over features ``X (T, B, n_in)``; each step's
-    ``r (B, R)`` into ``out (T, B, R)``."""
+    output ``r (B, R)`` (unpruned with ``K_DENSE``) into ``out (T, B, R)``."""
     B = N[N_B]
     R = M[M_HEAD + K_R]
-    o = N[N_HEAD + S_H]
+    o = N[N_HEAD + (S_HD if M[M_HEAD + K_DENSE] == 1 else S_H)]
     for t in range(X.shape[0]):
         for r in range(B):
             _stream_step(F, Q, M, S, N, r, X[t])

@@ -75,6 +75,7 @@ def pack(spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         M[m + K.K_SC] = F.add(L.s_c if L.norm_c else unused)
         M[m + K.K_BC] = F.add(L.b_c if L.norm_c else unused)
         M[m + K.K_THR] = F.add(np.float32([L.threshold]))
+        M[m + K.K_DENSE] = not L.prune_output
     M[K.OUT_N] = spec.num_outputs
     M[K.OUT_W], M[K.OUT_B] = F.add(spec.output.weight.T), F.add(spec.output.bias)
     return F.array(), Q.array(), M
@@ -94,6 +95,7 @@ def state_arrays(spec, batch: int) -> tuple[np.ndarray, np.ndarray, dict]:
         Nf[n + K.S_H], Nf[n + K.S_C] = S.add(np.zeros(batch * R)), S.add(np.zeros(batch * H))
         Nf[n + K.S_AIH], Nf[n + K.S_AHH] = S.add(np.zeros(G)), S.add(np.zeros(G))
         Nf[n + K.S_HF], Nf[n + K.S_AHR] = S.add(np.zeros(H)), S.add(np.zeros(lay.proj_size))
+        Nf[n + K.S_HD] = S.add(np.zeros(batch * R if not lay.prune_output else 0))
         hs.append((Nf[n + K.S_H], R))
         cs.append((Nf[n + K.S_C], H))
     V = spec.num_outputs

@@ -371,7 +371,8 @@ class Model:
                 out = np.empty((T, B, spec.layers[0].output_size), np.float32)
                 kernels.layer_steps(F, Q, M, S, N, x if d == 0 else np.ascontiguousarray(x[::-1]), out)
                 outs.append(out if d == 0 else out[::-1])
-                sparsity.append(float((out == 0).mean()))
+                zeros, total = N[kernels.N_HEAD + kernels.S_ZEROS], N[kernels.N_HEAD + kernels.S_TOTAL]
+                sparsity.append(float(zeros / max(total, 1)))
             x = np.ascontiguousarray(np.concatenate(outs, -1))
         R = outs[0].shape[-1]
         final = np.concatenate([x[-1, :, :R], x[0, :, R:]], -1)

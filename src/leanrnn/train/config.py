@@ -17,6 +17,7 @@ from ..facts import TASKS, WEIGHT_MODES
 
 BN_STATS = ("step", "shared")
 PRUNE_SCHEDULES = ("constant", "linear", "cubic")
+PRUNE_GRADS = ("mask", "ste")
 # Keys that older checkpoints carry and that no longer mean anything; dropped when a config is read.
 _OBSOLETE = {"extra": None, "note": None, "prune_warmup": 0}
 
@@ -35,6 +36,8 @@ class TrainConfig:
     data: str = _f("pystdlib", "data set name (see 'leanrnn data list') or a path to text")
     data_dir: str | None = _f(None, "directory or archive of a data set that is not at its default place")
     max_chars: int | None = _f(None, "cap on the training text in characters (char/word LM)")
+    max_examples: int | None = _f(None, "classify: train on the first N training sequences only (a stated subset; "
+                                  "the validation and test splits stay whole)")
     vocab_size: int = _f(10000, "word LM: keep the most frequent words, the rest become <unk>")
     permute: bool = _f(False, "classify: read pixels in a fixed random order (permuted sequential images)")
     weights: str = _f("fp", "LSTM weight mode", WEIGHT_MODES)
@@ -50,6 +53,11 @@ class TrainConfig:
                              PRUNE_SCHEDULES)
     prune_start: float = _f(0.0, "fraction of the training steps trained dense before pruning starts")
     prune_end: float = _f(0.0, "fraction of the training steps at which the full target is reached")
+    prune_grad: str = _f("mask", "gradient through a pruned state: mask (exact: none) or ste (straight "
+                         "through, as if it had been kept)", PRUNE_GRADS)
+    prune_output: bool = _f(True, "the output layer and the next layer see the pruned state (the DATE paper; "
+                            "they skip its zero columns too); --no-prune-output prunes only the state fed back "
+                            "into W_hh, and they read every unit")
     prune_calibrate: bool = _f(True, "before each evaluation, set the pruning threshold in eval mode so the "
                                "shipped model has the target's zeros at inference")
     hidden: int = _f(256, "LSTM units per layer")
@@ -96,7 +104,7 @@ class TrainConfig:
             if choices and v not in choices:
                 raise ConfigError(f"{f.name}={v!r} is not supported; use one of {', '.join(choices)}")
         for name in ("hidden", "layers", "epochs", "batch", "seq_len", "eval_batch", "checkpoint_every",
-                     "log_every", "vocab_size", "max_chars", "steps_per_epoch", "threads"):
+                     "log_every", "vocab_size", "max_chars", "max_examples", "steps_per_epoch", "threads"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name}={v!r} must be a positive integer")

@@ -45,13 +45,14 @@ class TrainingError(RuntimeError):
 
 
 def load_data(cfg: TrainConfig):
-    return load_for_task(cfg.task, cfg.data, cfg.data_dir, cfg.max_chars, cfg.vocab_size, cfg.permute, cfg.seed)
+    return load_for_task(cfg.task, cfg.data, cfg.data_dir, cfg.max_chars, cfg.vocab_size, cfg.permute, cfg.seed,
+                         cfg.max_examples)
 
 
 def build_model(cfg: TrainConfig, vocab_size: int | None = None):
     kw = dict(weights=cfg.weights, stochastic=cfg.stochastic, batch_norm=cfg.batch_norm, bn_stats=cfg.bn_stats,
-              weight_norm=cfg.weight_norm,
-              state_sparsity=cfg.state_sparsity)
+              weight_norm=cfg.weight_norm, state_sparsity=cfg.state_sparsity, prune_output=cfg.prune_output,
+              prune_grad=cfg.prune_grad)
     if cfg.task == "classify":
         return SeqClassifier(1, cfg.hidden, 10, num_layers=cfg.layers, bidirectional=cfg.bidirectional, **kw)
     return LanguageModel(vocab_size, cfg.hidden, num_layers=cfg.layers, embed_size=cfg.embed,
