@@ -48,10 +48,11 @@ def kind_of(path: Path) -> str:
             head = f.read(9)
     except OSError:
         return "file"
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        return "checkpoint"
+    # the model test first: a safetensors header length whose low byte is 0x80 looks like a pickle
     if len(head) == 9 and head[8:9] == b"{" and 0 < struct.unpack("<Q", head[:8])[0] < 100_000_000:
         return "model"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return "checkpoint"
     return "file"
 
 
