@@ -23,6 +23,7 @@ PAPER = ["--batch-norm", "--stochastic"]  # the ICLR recipe: per-time-step BN, s
 ROWS_LM = {
     "fp": [],
     "fp-bn": ["--batch-norm"],
+    "fp-bn-x2": ["--batch-norm", "--epochs", "6"],  # the fine-tuned rows' budget in all: the text twice
     "fp-sp90": ["--state-sparsity", "0.9"],
     "binary-bn": ["--weights", "binary", *PAPER],
     "ternary-bn": ["--weights", "ternary", *PAPER],
@@ -60,6 +61,8 @@ ROWS_WIDTH = {
 ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sparsity", "0.9",
                                     "--teacher", "{study}/fp-bn-s{seed}"],
            # fine-tuned from the same seed's fp run with the same normalization (twice the budget in all)
+           "ternary-bn-kd-ft": ["--weights", "ternary", *PAPER, "--teacher", "{study}/fp-bn-s{seed}",
+                                "--init-from", "{study}/fp-bn-s{seed}"],
            "ternary-bn-sp90-kd-ft": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9",
                                      "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}"],
            "ternary-wn-sp90-kd-ft": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9",

@@ -22,6 +22,19 @@ def _call(argv, capsys):
     return code, cap.out, cap.err
 
 
+def test_low_bit_training_defaults_to_weight_norm_unless_a_norm_is_chosen(paths, tmp_path, capsys):
+    capsys.readouterr()
+    cfg = json.loads((paths / "run" / "config.json").read_text())  # trained with --weights ternary alone
+    assert cfg["weight_norm"] is True and cfg["batch_norm"] is False
+    for flags, wn, bn in ((["--batch-norm"], False, True), (["--no-weight-norm"], False, False),
+                          (["--weights", "fp"], False, False)):
+        run = tmp_path / "_".join(flags)
+        assert main(["train", "--weights", "ternary", *flags, "--out", str(run)] + TINY) == 0
+        cfg = json.loads((run / "config.json").read_text())
+        assert (cfg["weight_norm"], cfg["batch_norm"]) == (wn, bn), flags
+    assert "weight normalization is on" not in capsys.readouterr().out
+
+
 @pytest.fixture(scope="module")
 def paths(tmp_path_factory):
     """One tiny trained run, its model file, and the bad inputs made from them."""

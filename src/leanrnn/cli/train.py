@@ -149,6 +149,13 @@ def train(args, argv) -> int:
         return _resume(args)
     settings = _settings(args)
     settings.update(_overrides(args))
+    if settings.get("weights", "fp") != "fp" and not {"batch_norm", "weight_norm"} & set(settings):
+        # Unnormalized low-bit LSTMs train badly (results/README.md); weight norm has no statistics, so
+        # the model streams past its training length and its file carries one scale per gate row.
+        settings["weight_norm"] = True
+        if os.environ.get("RANK", "0") == "0":
+            print("note: binary/ternary weights with no normalization chosen: weight normalization is on "
+                  "(--batch-norm for the paper's batch norm, --no-weight-norm for none)")
     cfg = TrainConfig.from_dict(settings).validate()
     for flag, run in (("--init-from", cfg.init_from), ("--teacher", cfg.teacher)):
         if run:
