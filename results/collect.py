@@ -82,6 +82,24 @@ def finished(d: Path) -> bool:
     return len(rows.read_text().splitlines()) >= json.loads(cfg.read_text())["epochs"]
 
 
+def devices(d: Path) -> list[str]:
+    """Where a run's epochs trained (metrics rows name the device; rows without one are the CPU's)."""
+    rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    names = [r.get("device", "cpu") for r in rows]
+    return [n for i, n in enumerate(names) if n not in names[:i]]
+
+
+def where(runs: list[Path]) -> str:
+    """One label for a row's runs: CPU, the GPU's name, or both with the epochs each trained."""
+    per = [devices(d) for d in runs]
+    if all(p == ["cpu"] for p in per):
+        return "CPU"
+    gpus = sorted({n for p in per for n in p if n != "cpu"})
+    mixed = sum(1 for p in per if len(p) > 1)
+    return " + ".join(gpus) + (f" ({mixed} of {len(runs)} runs finished on the CPU)" if mixed else
+                               f" ({sum(1 for p in per if p != ['cpu'])} of {len(runs)} runs)")
+
+
 def collect_study(study: str) -> list[dict]:
     recipe, rows, _ = STUDIES[study]
     out = []
@@ -104,7 +122,7 @@ def collect_study(study: str) -> list[dict]:
                     "BN shared" if cfg["batch_norm"] else "weight norm" if cfg.get("weight_norm") else "none",
                     "target_zeros": cfg["state_sparsity"], "hidden": cfg["hidden"],
                     "cost": step_cost(cfg, evals[0].get("vocab_size"), zeros),
-                    "runs": [str(d) for d in done]})
+                    "runs": [str(d) for d in done], "trained_on": where(done)})
     return out
 
 
@@ -112,14 +130,15 @@ def table(rows: list[dict]) -> str:
     metric = rows[0]["metric"]
     fmt = (lambda v: f"{v:.2%}") if metric == "accuracy" else (lambda v: f"{v:.4f}")
     lines = [f"| row | weights | normalization | target zeros | seeds | test {metric} (mean ± std) | "
-             "measured zero states | weight bytes read / step | operations / step (multiplies) | flags |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "measured zero states | weight bytes read / step | operations / step (multiplies) | flags | "
+             "trained on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         std = "" if r["std"] is None else f" ± {fmt(r['std'])}"
         c = r["cost"]
         lines.append(f"| {r['row']} | {r['weights']} | {r['norm']} | {r['target_zeros']:.0%} | {r['seeds']} | "
                      f"{fmt(r['mean'])}{std} | {r['zeros']:.1%} | {c['bytes'] / 1024:.1f} KiB | "
-                     f"{c['ops'] / 1000:.0f} k ({c['multiplies'] / 1000:.0f} k) | `{r['flags'] or '(recipe only)'}` |")
+                     f"{c['ops'] / 1000:.0f} k ({c['multiplies'] / 1000:.0f} k) | `{r['flags'] or '(recipe only)'}` | "
+                     f"{r['trained_on']} |")
     return "\n".join(lines)
 
 
@@ -166,8 +185,9 @@ def main() -> int:
         out[study] = rows
         recipe = STUDIES[study][0]
         task = yaml.safe_load(Path(recipe).read_text())["task"]
-        parts.append(f"### {TITLES.get(study, study)}\n\nBudget: `{recipe}` (every row), 1 thread per run, CPU. "
-                     f"Rows differ by the flags shown.\n\n{table(rows)}\n\n![frontier]({plot(study, rows)})\n\n"
+        parts.append(f"### {TITLES.get(study, study)}\n\nBudget: `{recipe}` (every row), 1 thread per run "
+                     f"(on the CPU, or one GPU where the last column says so; evaluation on the CPU). Rows differ "
+                     f"by the flags shown.\n\n{table(rows)}\n\n![frontier]({plot(study, rows)})\n\n"
                      f"{papers_table(task)}\n")
         print(parts[-1])
     (HERE / "results.json").write_text(json.dumps(out, indent=1))

@@ -81,6 +81,11 @@ ROWS_DO = {
     "ternary-wn-sp90-do-ft-kd": [*FINETUNE, *DO, "--teacher", "{study}/fp-wn-s{seed}"],
     "fp-sp90-ste": ["--state-sparsity", "0.9", "--prune-grad", "ste"],
     "fp-sp90-do-ste": ["--state-sparsity", "0.9", *DO, "--prune-grad", "ste"],
+    # the frontier's other sparsities
+    "fp-sp50-do": ["--state-sparsity", "0.5", *DO],
+    "fp-sp75-do": ["--state-sparsity", "0.75", *DO],
+    "ternary-wn-sp50-do": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.5", *DO],
+    "ternary-wn-sp75-do": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.75", *DO],
 }
 ROWS_LM = {**ROWS_LM, **ROWS_NEW, **ROWS_FT, **ROWS_KD, **ROWS_WIDTH, **ROWS_DO}
 T, BN, SH = ["--weights", "ternary"], ["--batch-norm"], ["--batch-norm", "--bn-stats", "shared"]
@@ -135,12 +140,14 @@ def running(d: Path) -> bool:
         return False
 
 
-def command(recipe: str, flags: list[str], seed: int, d: Path) -> list[str]:
+def command(recipe: str, flags: list[str], seed: int, d: Path, device: str = "cpu") -> list[str]:
+    """The run's ``leanrnn`` arguments: a resume where it has a checkpoint (on ``device``, wherever it
+    started), else a new run."""
     if (d / "checkpoint.pt").exists():
-        return ["train", "--resume", str(d), "--threads", "1", "--no-progress"]
+        return ["train", "--resume", str(d), "--threads", "1", "--no-progress", "--device", device]
     flags = [f.format(study=d.parent, seed=seed) for f in flags]
     return ["train", "--recipe", recipe, *flags, "--seed", str(seed), "--threads", "1", "--no-progress",
-            "--out", str(d)]
+            "--device", device, "--out", str(d)]
 
 
 def main() -> int:
@@ -150,6 +157,8 @@ def main() -> int:
     ap.add_argument("--rows", nargs="*", help="only these rows (default: all)")
     ap.add_argument("--seeds", nargs="*", type=int, help="override the study's seeds")
     ap.add_argument("--list", action="store_true", help="print each run's state and exit")
+    ap.add_argument("--device", default="cpu", help="where the runs train: cpu (default) or cuda[:N]; a run "
+                    "resumes on it wherever it started")
     args = ap.parse_args()
     recipe, rows, seeds = STUDIES[args.study]
     unknown = sorted(set(args.rows or ()) - set(rows))
@@ -168,7 +177,7 @@ def main() -> int:
         while pending and len(procs) < args.workers:
             r, s = pending.pop(0)
             d = run_dir(args.study, r, s)
-            argv = command(recipe, rows[r], s, d)
+            argv = command(recipe, rows[r], s, d, args.device)
             d.parent.mkdir(parents=True, exist_ok=True)
             log = open(d.parent / f"{d.name}.log", "a")  # noqa: SIM115  (the child writes to it until it ends)
             print(f"start {d}: leanrnn {shlex.join(argv)}", flush=True)

@@ -141,6 +141,55 @@ def test_classify_and_recipe(tmp_path):
     assert json.loads((tmp_path / "c" / "eval_test.json").read_text())["metric_name"] == "accuracy"
 
 
+CUDA = torch.cuda.is_available()
+
+
+def test_device_is_checked_before_training(tmp_path, capsys):
+    with pytest.raises(ValueError, match="device='gpu' is not supported; use cpu, cuda or cuda:N"):
+        TrainConfig(device="gpu").validate()
+    if CUDA:
+        argv = ["train", "--device", f"cuda:{torch.cuda.device_count()}"]
+        msg = "use cuda:0 to cuda:N-1"
+    else:
+        argv, msg = ["train", "--device", "cuda"], "sees no CUDA GPU; train with --device cpu"
+    assert main(argv + ["--out", str(tmp_path / "x")] + TINY) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("leanrnn: error:") and msg in err and "\n" not in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA GPU: the GPU training path runs where torch sees one")
+@pytest.mark.parametrize("task", ["char-lm", "classify"])
+def test_training_on_a_gpu_gives_cpu_loadable_runs_that_resume_on_either(tmp_path, task):
+    """Every lever on the GPU (ternary, per-step BN, pruning, a teacher), then eval, export and a resume
+    on the CPU; the GPU run lands where a CPU run of the same settings does."""
+    common = (["--task", "classify", "--data", "digits", "--hidden", "16", "--batch", "32", "--threads", "1",
+               "--no-progress", "--checkpoint-every", "1"] if task == "classify" else TINY)
+    steps = ["--epochs", "2", "--steps-per-epoch", "4"]
+    assert main(["train", "--out", str(tmp_path / "fp"), *steps, *common]) == 0
+    low = ["--weights", "ternary", "--batch-norm", "--state-sparsity", "0.5", "--teacher", str(tmp_path / "fp"),
+           *steps, *common]
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path / "gpu"), *low]) == 0
+    assert main(["train", "--out", str(tmp_path / "cpu"), *low]) == 0
+    rows = {d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+            for d in ("gpu", "cpu")}
+    assert rows["gpu"][-1]["device"] == torch.cuda.get_device_name() and rows["cpu"][-1]["device"] == "cpu"
+    metric = "valid_accuracy" if task == "classify" else "valid_bpc"
+    assert rows["gpu"][-1][metric] == pytest.approx(rows["cpu"][-1][metric], rel=0.25)
+    ck = load_checkpoint(tmp_path / "gpu" / "checkpoint.pt")
+    assert all(t.device.type == "cpu" for t in ck["model"].values())
+    assert main(["eval", str(tmp_path / "gpu")]) == 0
+    assert main(["export", str(tmp_path / "gpu"), "-o", str(tmp_path / "gpu.lrnn")]) == 0
+    # one more epoch, resumed on the CPU
+    cfg = json.loads((tmp_path / "gpu" / "config.json").read_text())
+    ck["config"]["epochs"] = 3
+    torch.save(ck, tmp_path / "gpu" / "checkpoint.pt")
+    assert cfg["device"] == "cuda"
+    assert main(["train", "--resume", str(tmp_path / "gpu"), "--device", "cpu", "--no-progress"]) == 0
+    last = json.loads((tmp_path / "gpu" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["epoch"] == 3 and last["device"] == "cpu"
+
+
 @pytest.mark.parametrize("argv, msg", [
     (["train", "--weights", "int3"], "invalid choice"),
     (["train", "--hidden", "x"], "invalid int value"),

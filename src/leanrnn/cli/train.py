@@ -108,7 +108,7 @@ def _overrides(args) -> dict:
 def _resume(args) -> int:
     from ..train import TrainConfig, Trainer, load_checkpoint
     overrides = _overrides(args)
-    ignored = sorted(set(overrides) - {"threads"})
+    ignored = sorted(set(overrides) - {"threads", "device"})
     if ignored or args.recipe or args.out:
         drop = ", ".join("--" + n.replace("_", "-") for n in ignored) or ("--recipe" if args.recipe else "--out")
         raise CliError(f"--resume continues a run with its own settings; drop {drop}")
@@ -116,8 +116,10 @@ def _resume(args) -> int:
     ck = load_checkpoint(run / "checkpoint.pt")
     with checks.foreign_checkpoint(run):
         cfg = TrainConfig.from_dict(ck["config"])
-    if "threads" in overrides:
-        cfg.threads = overrides["threads"]
+    for name in ("threads", "device"):  # where it runs, not what it computes
+        if name in overrides:
+            setattr(cfg, name, overrides[name])
+    cfg.validate()
     Trainer(cfg, run, progress=_progress(args)).run(resume=True)
     return 0
 

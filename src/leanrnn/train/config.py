@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,8 @@ class TrainConfig:
     log_every: int = _f(50, "steps between rows of steps.jsonl (training loss curve)")
     seed: int = _f(0, "random seed (model, sampling, batch order)")
     threads: int | None = _f(None, "torch CPU threads (default: torch's choice)")
+    device: str = _f("cpu", "where to train: cpu, or cuda / cuda:N (a GPU); checkpoints and model files are the "
+                     "same either way, and a run resumes on either (bit-exactly on the device it started on)")
     init_from: str | None = _f(None, "start from the weights of a trained run directory (fine-tune into "
                                   "quantization and/or pruning); parts it lacks keep their initial values")
     teacher: str | None = _f(None, "distil from this trained run's outputs (a KL term on its softened "
@@ -109,6 +112,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name}={v!r} must be a positive integer")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"device={self.device!r} is not supported; use cpu, cuda or cuda:N")
         if self.embed < 0:
             raise ConfigError(f"embed={self.embed!r} must be >= 0 (0: one-hot input)")
         if self.bidirectional and self.task != "classify":

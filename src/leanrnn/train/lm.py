@@ -20,7 +20,7 @@ def batchify(ids: Tensor, batch: int) -> Tensor:
 def evaluate_lm(model, ids: Tensor, batch: int = 16, seq_len: int = 100) -> dict:
     """Eval-mode cross entropy over the whole stream: bits per token, perplexity and accuracy."""
     model.eval()
-    streams = batchify(ids, batch)
+    streams = batchify(ids, batch).to(next(model.parameters()).device)
     state, nll, correct, count = None, 0.0, 0, 0
     for pos in range(0, streams.shape[0] - 1, seq_len):
         n = min(seq_len, streams.shape[0] - 1 - pos)

@@ -12,6 +12,11 @@ ramps between two fractions of training), ``init_from`` (fine-tune a trained run
 and/or pruning), ``teacher`` (distillation: ``(1-w) CE + w T^2 KL(p_teacher^T || p_student^T)``) and
 eval-mode threshold calibration before each evaluation, so a model ships with the zeros it promises.
 
+Device (``--device``): the model, the teacher and each batch live on the CPU or one GPU; the data
+stays on the CPU until a batch is taken, and checkpoints hold CPU-loadable tensors, so a run started on
+a GPU resumes, evaluates and exports on a machine without one (bit-exactly only on the device it
+started on: the GPU draws its own random numbers).
+
 Distributed (``torchrun``): DDP averages gradients; the buffers each rank updates from its own batch
 (pruning thresholds, batch-norm running statistics) are averaged across ranks after every step, so all
 ranks hold one model; rank 0 evaluates, logs and saves, and shares its result.
@@ -59,6 +64,17 @@ def build_model(cfg: TrainConfig, vocab_size: int | None = None):
                          dropout=cfg.dropout, **kw)
 
 
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _to(x, dev):
+    """Tensors (in tuples, as carried LM states are) moved to ``dev``."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to(t, dev) for t in x)
+    return x.to(dev) if isinstance(x, torch.Tensor) else x
+
+
 def model_bits(model) -> dict:
     """Weight memory: the LSTM's matrices as a .lrnn file stores them, everything else at fp32."""
     lstm = model.lstm
@@ -71,11 +87,13 @@ def model_bits(model) -> dict:
 @torch.no_grad()
 def evaluate_classifier(model, x, y, batch: int = 256) -> dict:
     model.eval()
+    dev = _device_of(model)
     correct, nll = 0, 0.0
     for i in range(0, len(x), batch):
-        logits = model(x[i: i + batch])
-        nll += F.cross_entropy(logits, y[i: i + batch], reduction="sum").item()
-        correct += (logits.argmax(1) == y[i: i + batch]).sum().item()
+        xb, yb = x[i: i + batch].to(dev), y[i: i + batch].to(dev)
+        logits = model(xb)
+        nll += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
     return {"accuracy": correct / len(x), "loss": nll / len(x), "samples": len(x)}
 
 
@@ -98,11 +116,12 @@ def evaluate_split(cfg: TrainConfig, model, data, split: str) -> dict:
 def calibrate(cfg: TrainConfig, model, data, segments: int = 20, images: int = 1024) -> None:
     """Set the pruning thresholds from eval-mode states on the start of the training split."""
     model.eval()
+    dev = _device_of(model)
     if cfg.task == "classify":
-        x = data["train"][0][:images]
+        x = data["train"][0][:images].to(dev)
         model.lstm.calibrate_pruning(lambda: model(x))
         return
-    streams = batchify(data.train, min(cfg.batch, max(1, data.train.numel() // (cfg.seq_len + 1))))
+    streams = batchify(data.train, min(cfg.batch, max(1, data.train.numel() // (cfg.seq_len + 1)))).to(dev)
 
     def run():
         state = None
@@ -183,6 +202,20 @@ class Trainer:
             if self.cfg.batch % self.world:
                 raise TrainingError(f"batch={self.cfg.batch} must be divisible by the {self.world} processes")
 
+    def _device(self) -> torch.device:
+        dev = torch.device(self.cfg.device)
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise TrainingError(f"device={self.cfg.device!r}: this torch ({torch.__version__}) sees no CUDA GPU; "
+                                    "train with --device cpu, or install a CUDA build of torch on a GPU machine")
+            if (dev.index or 0) >= torch.cuda.device_count():
+                raise TrainingError(f"device={self.cfg.device!r}: there are {torch.cuda.device_count()} GPU(s); "
+                                    "use cuda:0 to cuda:N-1")
+            if self.world > 1:
+                raise TrainingError("torchrun with --device cuda is not supported yet (gradients are averaged over "
+                                    "gloo on the CPU); train on one GPU, or on the CPU with torchrun")
+        return dev
+
     @property
     def main(self) -> bool:
         return self.rank == 0
@@ -225,6 +258,7 @@ class Trainer:
         self._setup_distributed()
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
+        self.dev = self._device()
         r = self._setup(resume, on_start)
         last = r.pos["rows"][-1] if r.pos["rows"] else {}
         for epoch in range(r.pos["epoch"], self.cfg.epochs):
@@ -251,6 +285,7 @@ class Trainer:
             kept = init_from(model, cfg.init_from, vocab)
             self.log(f"initialized from {cfg.init_from}" + (f" ({len(kept)} tensors kept their initial values)"
                                                            if kept else ""))
+        model.to(self.dev)
         params = list(model.parameters())
         opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
                else torch.optim.SGD(params, lr=cfg.lr, momentum=0.9))
@@ -259,6 +294,7 @@ class Trainer:
         teacher = None
         if cfg.teacher:
             _, teacher, t_vocab = load_run(cfg.teacher)
+            teacher.to(self.dev)
             if t_vocab != vocab:
                 raise TrainingError(f"--teacher {cfg.teacher} was trained on another vocabulary; use a run on "
                                     "the same data")
@@ -267,14 +303,18 @@ class Trainer:
                  pos={"epoch": 0, "batch": 0, "step": 0, "sums": self._new_sums(), "best": None, "rows": []})
         if resume:
             model.load_state_dict(ck["model"])
+            model.to(self.dev)  # buffers a state_dict resizes (per-step BN statistics) are made anew
             opt.load_state_dict(ck["optimizer"])
             sched.load_state_dict(ck["scheduler"])
             ranks = ck.get("ranks") or [(ck["rng"], ck.get("lm_state"), ck.get("teacher_state"))]
             if len(ranks) != self.world:
                 raise TrainingError(f"{self.out} was trained by {len(ranks)} process(es); resume it with as many "
                                     f"(torchrun --nproc_per_node {len(ranks)})")
-            rng, r.lm_state, r.teacher_state = ranks[self.rank]
+            rng, lm_state, teacher_state, *gpu = ranks[self.rank]
+            r.lm_state, r.teacher_state = _to(lm_state, self.dev), _to(teacher_state, self.dev)
             torch.set_rng_state(rng)
+            if gpu and gpu[0] is not None and self.dev.type == "cuda" and cfg.device == ck["config"].get("device"):
+                torch.cuda.set_rng_state(gpu[0], self.dev)
             r.pos = {"rows": self._old_rows(ck["pos"]), **ck["pos"]}
             self.log(f"resuming {self.out} at epoch {r.pos['epoch'] + 1}, batch {r.pos['batch']} "
                      f"(step {r.pos['step']})")
@@ -341,7 +381,7 @@ class Trainer:
                                    math.exp(min(train_loss, 50)) if metric == "perplexity" else None),
                "train_state_sparsity": s["sparsity"] / max(s["tokens"], 1),
                f"valid_{metric}": valid[metric], "valid_state_sparsity": valid["state_sparsity"],
-               "epoch_seconds": pos.get("epoch_seconds", 0.0)}
+               "epoch_seconds": pos.get("epoch_seconds", 0.0), "device": self._device_name()}
         best = pos["best"]
         # While a pruning schedule is still ramping, the model has fewer zeros than promised: only epochs
         # that end at the full target may become best.pt.
@@ -361,13 +401,17 @@ class Trainer:
         self._save(r, r.pos)
         return row
 
+    def _device_name(self) -> str:
+        return torch.cuda.get_device_name(self.dev) if self.dev.type == "cuda" else "cpu"
+
     def _save(self, r: _Run, pos: dict) -> None:
         ck_path = self.out / "checkpoint.pt"
         state = r.model.state_dict()
         if not all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point()):
             raise TrainingError(f"the parameters became non-finite at step {pos['step']}; not saved, the last "
                                 f"good checkpoint is {ck_path}. Lower --lr and resume with --resume")
-        mine = (torch.get_rng_state(), r.lm_state, r.teacher_state)
+        gpu_rng = torch.cuda.get_rng_state(self.dev) if self.dev.type == "cuda" else None
+        mine = (torch.get_rng_state(), r.lm_state, r.teacher_state, gpu_rng)
         ranks = [mine]
         if self.world > 1:  # each rank's own RNG and carried states, so a resume is exact on every rank
             import torch.distributed as dist
@@ -415,7 +459,7 @@ class Trainer:
         else:
             if data.train.numel() // cfg.batch < 2:
                 return []
-            self._streams = batchify(data.train, cfg.batch)[:, self.rank::self.world]
+            self._streams = batchify(data.train, cfg.batch)[:, self.rank::self.world].to(self.dev)
             plan = list(range((self._streams.shape[0] - 1) // cfg.seq_len))
         return plan[: cfg.steps_per_epoch] if cfg.steps_per_epoch else plan
 
@@ -434,7 +478,7 @@ class Trainer:
         t_logits = None
         if cfg.task == "classify":
             idx = item[self.rank::self.world]
-            x, y = r.data["train"][0][idx], r.data["train"][1][idx]
+            x, y = r.data["train"][0][idx].to(self.dev), r.data["train"][1][idx].to(self.dev)
             logits = r.net(x)
             if r.teacher is not None:
                 with torch.no_grad():
