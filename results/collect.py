@@ -95,9 +95,9 @@ def where(runs: list[Path]) -> str:
     if all(p == ["cpu"] for p in per):
         return "CPU"
     gpus = sorted({n for p in per for n in p if n != "cpu"})
-    mixed = sum(1 for p in per if len(p) > 1)
-    return " + ".join(gpus) + (f" ({mixed} of {len(runs)} runs finished on the CPU)" if mixed else
-                               f" ({sum(1 for p in per if p != ['cpu'])} of {len(runs)} runs)")
+    on_gpu, mixed = sum(1 for p in per if p != ["cpu"]), sum(1 for p in per if len(p) > 1)
+    return (" + ".join(gpus) + f": {on_gpu} of {len(runs)} runs"
+            + (f" ({mixed} finished on the CPU)" if mixed else "") + ("" if on_gpu == len(runs) else ", the rest CPU"))
 
 
 def collect_study(study: str) -> list[dict]:

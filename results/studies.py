@@ -81,6 +81,12 @@ ROWS_DO = {
     "ternary-wn-sp90-do-ft-kd": [*FINETUNE, *DO, "--teacher", "{study}/fp-wn-s{seed}"],
     "fp-sp90-ste": ["--state-sparsity", "0.9", "--prune-grad", "ste"],
     "fp-sp90-do-ste": ["--state-sparsity", "0.9", *DO, "--prune-grad", "ste"],
+    # ternary fine-tuned from and distilled from the same seed's fp run with weight norm (the demo's recipe
+    # without pruning; twice the budget in all)
+    "ternary-wn-kd-ft": ["--weights", "ternary", "--weight-norm", "--init-from", "{study}/fp-wn-s{seed}",
+                         "--teacher", "{study}/fp-wn-s{seed}"],
+    "ternary-wn-sp90-do-kd-ft": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
+                                 "--init-from", "{study}/fp-wn-s{seed}", "--teacher", "{study}/fp-wn-s{seed}"],
     # the frontier's other sparsities
     "fp-sp50-do": ["--state-sparsity", "0.5", *DO],
     "fp-sp75-do": ["--state-sparsity", "0.75", *DO],
