@@ -87,6 +87,11 @@ ROWS_DO = {
                          "--teacher", "{study}/fp-wn-s{seed}"],
     "ternary-wn-sp90-do-kd-ft": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
                                  "--init-from", "{study}/fp-wn-s{seed}", "--teacher", "{study}/fp-wn-s{seed}"],
+    # three times the budget (the pruned classifiers underfit at the recipe's 40 epochs)
+    "fp-e120": ["--epochs", "120"],
+    "fp-sp90-do-e120": ["--state-sparsity", "0.9", *DO, "--epochs", "120"],
+    "ternary-wn-sp90-do-e120": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
+                                "--epochs", "120"],
     # the frontier's other sparsities
     "fp-sp50-do": ["--state-sparsity", "0.5", *DO],
     "fp-sp75-do": ["--state-sparsity", "0.75", *DO],
