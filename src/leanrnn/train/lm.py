@@ -16,11 +16,16 @@ def batchify(ids: Tensor, batch: int) -> Tensor:
     return ids[: n * batch].view(batch, n).t().contiguous()
 
 
+def device_of(model) -> torch.device:
+    """Where a model's parameters live: inputs are moved there before a forward pass."""
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def evaluate_lm(model, ids: Tensor, batch: int = 16, seq_len: int = 100) -> dict:
     """Eval-mode cross entropy over the whole stream: bits per token, perplexity and accuracy."""
     model.eval()
-    streams = batchify(ids, batch).to(next(model.parameters()).device)
+    streams = batchify(ids, batch).to(device_of(model))
     state, nll, correct, count = None, 0.0, 0, 0
     for pos in range(0, streams.shape[0] - 1, seq_len):
         n = min(seq_len, streams.shape[0] - 1 - pos)

@@ -40,7 +40,7 @@ from ..facts import METRIC, STORED_BITS
 from ..tasks import LanguageModel, SeqClassifier
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig
-from .lm import batchify, evaluate_lm
+from .lm import batchify, device_of, evaluate_lm
 
 HIGHER_IS_BETTER = {"bpc": False, "perplexity": False, "accuracy": True}
 
@@ -64,10 +64,6 @@ def build_model(cfg: TrainConfig, vocab_size: int | None = None):
                          dropout=cfg.dropout, **kw)
 
 
-def _device_of(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _to(x, dev):
     """Tensors (in tuples, as carried LM states are) moved to ``dev``."""
     if isinstance(x, (tuple, list)):
@@ -87,7 +83,7 @@ def model_bits(model) -> dict:
 @torch.no_grad()
 def evaluate_classifier(model, x, y, batch: int = 256) -> dict:
     model.eval()
-    dev = _device_of(model)
+    dev = device_of(model)
     correct, nll = 0, 0.0
     for i in range(0, len(x), batch):
         xb, yb = x[i: i + batch].to(dev), y[i: i + batch].to(dev)
@@ -116,7 +112,7 @@ def evaluate_split(cfg: TrainConfig, model, data, split: str) -> dict:
 def calibrate(cfg: TrainConfig, model, data, segments: int = 20, images: int = 1024) -> None:
     """Set the pruning thresholds from eval-mode states on the start of the training split."""
     model.eval()
-    dev = _device_of(model)
+    dev = device_of(model)
     if cfg.task == "classify":
         x = data["train"][0][:images].to(dev)
         model.lstm.calibrate_pruning(lambda: model(x))
