@@ -184,6 +184,7 @@ class Trainer:
         self.progress = progress
         self.log = log
         self.rank, self.world = 0, 1
+        self._owns_group = False
 
     # -- distributed ------------------------------------------------------------------------------
     def _setup_distributed(self):
@@ -192,6 +193,7 @@ class Trainer:
             import torch.distributed as dist
             if not dist.is_initialized():
                 dist.init_process_group("gloo")  # the trainer runs on the CPU
+                self._owns_group = True
             self.rank, self.world = dist.get_rank(), dist.get_world_size()
             if self.rank:
                 self.log = lambda *a, **k: None  # one log: rank 0's
@@ -252,18 +254,33 @@ class Trainer:
     # -- the run ----------------------------------------------------------------------------------
     def run(self, resume: bool = False, on_start: Callable[[], None] | None = None) -> dict:
         self._setup_distributed()
-        if self.cfg.threads:
-            torch.set_num_threads(self.cfg.threads)
-        self.dev = self._device()
-        r = self._setup(resume, on_start)
-        last = r.pos["rows"][-1] if r.pos["rows"] else {}
-        for epoch in range(r.pos["epoch"], self.cfg.epochs):
-            self._epoch(r, epoch)
-            last = self._end_epoch(r, epoch)
-        if self.main:
-            from .plots import plot_curves
-            plot_curves(self.out)
-        return last
+        try:
+            if self.cfg.threads:
+                torch.set_num_threads(self.cfg.threads)
+            self.dev = self._device()
+            r = self._setup(resume, on_start)
+            last = r.pos["rows"][-1] if r.pos["rows"] else {}
+            for epoch in range(r.pos["epoch"], self.cfg.epochs):
+                self._epoch(r, epoch)
+                last = self._end_epoch(r, epoch)
+            if self.main:
+                from .plots import plot_curves
+                plot_curves(self.out)
+            self._leave_group(barrier=True)
+            return last
+        finally:
+            self._leave_group(barrier=False)
+
+    def _leave_group(self, barrier: bool) -> None:
+        """Close the process group this trainer opened. A rank that exits with gloo's group still open
+        while another rank is busy (rank 0 drawing the curves) can abort at interpreter exit."""
+        if not self._owns_group:
+            return
+        import torch.distributed as dist
+        self._owns_group = False
+        if barrier:
+            dist.barrier()
+        dist.destroy_process_group()
 
     def _setup(self, resume: bool, on_start) -> _Run:
         cfg = self.cfg
