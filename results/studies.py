@@ -151,6 +151,16 @@ def running(d: Path) -> bool:
         return False
 
 
+def clear_unstarted(d: Path) -> None:
+    """A run killed before its first checkpoint left only its config: remove it so the run starts again
+    (``leanrnn train`` refuses to write into a directory that holds a run)."""
+    if d.is_dir() and not (d / "checkpoint.pt").exists():
+        left = {p.name for p in d.iterdir()}
+        if left <= {"config.json", "command.txt", "steps.jsonl"}:
+            for name in left:
+                (d / name).unlink()
+
+
 def command(recipe: str, flags: list[str], seed: int, d: Path, device: str = "cpu") -> list[str]:
     """The run's ``leanrnn`` arguments: a resume where it has a checkpoint (on ``device``, wherever it
     started), else a new run."""
@@ -188,6 +198,7 @@ def main() -> int:
         while pending and len(procs) < args.workers:
             r, s = pending.pop(0)
             d = run_dir(args.study, r, s)
+            clear_unstarted(d)
             argv = command(recipe, rows[r], s, d, args.device)
             d.parent.mkdir(parents=True, exist_ok=True)
             log = open(d.parent / f"{d.name}.log", "a")  # noqa: SIM115  (the child writes to it until it ends)
