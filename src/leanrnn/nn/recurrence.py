@@ -35,7 +35,11 @@ Speed (hidden 256, batch 64, where each step's elementwise work costs as much as
   hidden 256) lives in buffers that are handed back when the backward pass ends and reused by the
   next forward pass (``_Scratch``): a fresh allocation of that size is mapped anew by the C library
   each time, and its first touch costs a page fault per 4 KiB.
-* Tried and dropped: a numba kernel per step (its scalar ``exp``/``tanh`` were slower than these
+* Without batch norm or projection, on the CPU, the backward step's elementwise work is one fused
+  numba kernel (``leanrnn.nn.fused``; it needs no transcendental, so it vectorizes): ~15 small ops
+  per step become one call, which took training at hidden 256 from ~0.77x to ~0.87x ``nn.LSTM``'s
+  tokens/s with weight norm and 90% pruning (``benchmarks/bench_train.py``).
+* Tried and dropped: a numba kernel per forward step (its scalar ``exp``/``tanh`` were slower than these
   vectorized ops) and ``torch.compile`` of the per-step functions (about 15% faster per step on
   the CPU, after 7 to 25 s of compilation per shape and configuration, and a packed batch changes
   the shape at every step).
@@ -239,10 +243,16 @@ class _Recurrence(torch.autograd.Function):
         da_all = _SCRATCH.take(out, *st["act"].shape) if bn else dz_all   # gradient of W_hh r_{t-1}
         dxp_all = torch.empty_like(dz_all) if bn else dz_all  # gradient of the input projections
         dr_all = torch.empty_like(out) if proj else None
+        if not bn and not proj and _fusable(out):
+            dh, dc = _fused_steps(steps, dout, dh, dc, st, c0, out, fed0, w, dz_all,
+                                  None if mask is None else dense)
+            first = -1  # the loop below has nothing left to do
+        else:
+            first = len(steps) - 1
         if bn:
             dg_ih, dg_hh = torch.zeros_like(g_ih), torch.zeros_like(g_hh)
             dg_c, db_c = torch.zeros_like(g_c), torch.zeros_like(g_c)
-        for t in range(len(steps) - 1, -1, -1):
+        for t in range(first, -1, -1):
             b, rows = steps.sizes[t], steps.rows(t)
             act, u = st["act"][rows], st["u"][rows]
             i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
@@ -294,6 +304,34 @@ class _Recurrence(torch.autograd.Function):
         if not bn:
             return dxp_all, dh, dc, dw, dw_hr, dbias, None, None, None, None, None
         return dxp_all, dh, dc, dw, dw_hr, dbias, dg_ih, dg_hh, dg_c, db_c, None
+
+
+FUSED_BACKWARD = True  # the fused CPU kernel where it applies (tests compare it with the tensor ops)
+
+
+def _fusable(x: Tensor) -> bool:
+    return FUSED_BACKWARD and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def _fused_steps(steps: Steps, dout, dh, dc, st, c0, fed, fed0, w, dz_all, dense: bool | None):
+    """The backward time loop without batch norm or projection on the CPU: per step one fused kernel
+    (``leanrnn.nn.fused``) and the ``dz W_hh`` product into the carried ``dh``. ``dense``: ``None``
+    without a pruning mask, else whether only the fed-back state is pruned. Returns ``(dh, dc)``."""
+    from . import fused
+
+    dh, dc = dh.contiguous(), dc.contiguous()
+    mode = fused.MASK_NONE if dense is None else fused.MASK_FED if dense else fused.MASK_OUTPUT
+    arrays = [x.detach().contiguous().numpy() for x in (dout, dh, dc, st["act"], st["u"], st["c"], c0, fed, dz_all)]
+    one = arrays[0].dtype.type(1)
+    masked = 0
+    for t in range(len(steps) - 1, -1, -1):
+        b, r0 = steps.sizes[t], steps.offsets[t]
+        fused.backward_step(*arrays, r0, steps.offsets[t - 1] if t else -1, b, mode, masked, one)
+        torch.mm(dz_all[r0: r0 + b], w, out=dh[:b])
+        masked = b
+    if mode == fused.MASK_FED:  # step 0's product is the gradient of the pruned h_0 that was fed in
+        dh.mul_(torch.ne(fed0, 0))
+    return dh, dc
 
 
 def recurrence(xp: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, cfg: LoopConfig, w_hr: Tensor | None = None,
