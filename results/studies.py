@@ -65,6 +65,13 @@ ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sp
                                 "--init-from", "{study}/fp-bn-s{seed}"],
            "ternary-bn-sp90-kd-ft": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9",
                                      "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}"],
+           # the same, continuing at the learning rate where the fp-bn run ended (0.0015) and decaying it by
+           # the recipe's ratio (0.3), instead of restarting at the recipe's 0.005
+           "ternary-bn-kd-ft-lr": ["--weights", "ternary", *PAPER, "--teacher", "{study}/fp-bn-s{seed}",
+                                   "--init-from", "{study}/fp-bn-s{seed}", "--lr", "0.0015", "--lr-final", "0.00045"],
+           "ternary-bn-sp90-kd-ft-lr": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9",
+                                        "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}",
+                                        "--lr", "0.0015", "--lr-final", "0.00045"],
            "ternary-wn-sp90-kd-ft": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9",
                                      "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-s{seed}"]}
 # Pruning only the state fed back into W_hh: the output layer reads every unit.
