@@ -35,10 +35,12 @@ Speed (hidden 256, batch 64, where each step's elementwise work costs as much as
   hidden 256) lives in buffers that are handed back when the backward pass ends and reused by the
   next forward pass (``_Scratch``): a fresh allocation of that size is mapped anew by the C library
   each time, and its first touch costs a page fault per 4 KiB.
-* Without batch norm or projection, on the CPU, the backward step's elementwise work is one fused
-  numba kernel (``leanrnn.nn.fused``; it needs no transcendental, so it vectorizes): ~15 small ops
-  per step become one call, which took training at hidden 256 from ~0.77x to ~0.87x ``nn.LSTM``'s
-  tokens/s with weight norm and 90% pruning (``benchmarks/bench_train.py``).
+* Without projection, on the CPU, the backward step's elementwise work (batch norms included) is
+  one fused numba kernel (``leanrnn.nn.fused``; it needs no transcendental, so it vectorizes): 15 to
+  40 small ops per step become one call. At hidden 256 that took training from ~0.77x to ~0.86x
+  ``nn.LSTM``'s tokens/s with weight norm and 90% pruning, and from 0.50x to 0.61x with per-step
+  batch norm, whose backward reads three saved ``(N, 4H)`` blocks from memory per step
+  (``benchmarks/bench_train.py``).
 * Tried and dropped: a numba kernel per forward step (its scalar ``exp``/``tanh`` were slower than these
   vectorized ops) and ``torch.compile`` of the per-step functions (about 15% faster per step on
   the CPU, after 7 to 25 s of compilation per shape and configuration, and a packed batch changes
@@ -243,15 +245,15 @@ class _Recurrence(torch.autograd.Function):
         da_all = _SCRATCH.take(out, *st["act"].shape) if bn else dz_all   # gradient of W_hh r_{t-1}
         dxp_all = torch.empty_like(dz_all) if bn else dz_all  # gradient of the input projections
         dr_all = torch.empty_like(out) if proj else None
-        if not bn and not proj and _fusable(out):
-            dh, dc = _fused_steps(steps, dout, dh, dc, st, c0, out, fed0, w, dz_all,
-                                  None if mask is None else dense)
-            first = -1  # the loop below has nothing left to do
-        else:
-            first = len(steps) - 1
         if bn:
             dg_ih, dg_hh = torch.zeros_like(g_ih), torch.zeros_like(g_hh)
             dg_c, db_c = torch.zeros_like(g_c), torch.zeros_like(g_c)
+        first = len(steps) - 1
+        if not proj and _fusable(out):
+            norms = (g_ih, g_hh, g_c, dg_ih, dg_hh, dg_c, db_c, da_all, dxp_all, train) if bn else None
+            dh, dc = _fused_steps(steps, dout, dh, dc, st, c0, out, fed0, w, dz_all,
+                                  None if mask is None else dense, norms)
+            first = -1  # the loop below has nothing left to do
         for t in range(first, -1, -1):
             b, rows = steps.sizes[t], steps.rows(t)
             act, u = st["act"][rows], st["u"][rows]
@@ -313,21 +315,33 @@ def _fusable(x: Tensor) -> bool:
     return FUSED_BACKWARD and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
 
 
-def _fused_steps(steps: Steps, dout, dh, dc, st, c0, fed, fed0, w, dz_all, dense: bool | None):
-    """The backward time loop without batch norm or projection on the CPU: per step one fused kernel
-    (``leanrnn.nn.fused``) and the ``dz W_hh`` product into the carried ``dh``. ``dense``: ``None``
-    without a pruning mask, else whether only the fed-back state is pruned. Returns ``(dh, dc)``."""
+def _fused_steps(steps: Steps, dout, dh, dc, st, c0, fed, fed0, w, dz_all, dense: bool | None, norms):
+    """The backward time loop without projection on the CPU: per step one fused kernel
+    (``leanrnn.nn.fused``) and the ``da W_hh`` product into the carried ``dh``. ``dense``: ``None``
+    without a pruning mask, else whether only the fed-back state is pruned. ``norms``: with batch
+    norm, ``(g_ih, g_hh, g_c, dg_ih, dg_hh, dg_c, db_c, da_all, dxp_all, train)`` (the ``d*``
+    accumulate). Returns ``(dh, dc)``."""
     from . import fused
 
     dh, dc = dh.contiguous(), dc.contiguous()
     mode = fused.MASK_NONE if dense is None else fused.MASK_FED if dense else fused.MASK_OUTPUT
-    arrays = [x.detach().contiguous().numpy() for x in (dout, dh, dc, st["act"], st["u"], st["c"], c0, fed, dz_all)]
+    npy = lambda *xs: [x.detach().contiguous().numpy() for x in xs]  # noqa: E731
+    arrays = npy(dout, dh, dc, st["act"], st["u"], st["c"], c0, fed, dz_all)
     one = arrays[0].dtype.type(1)
+    da_all = dz_all
+    if norms is not None:
+        g_ih, g_hh, g_c, dg_ih, dg_hh, dg_c, db_c, da_all, dxp_all, train = norms
+        arrays += npy(da_all, dxp_all, st["d_c"], st["r_c"], g_c, st["d_hh"], st["r_hh"], g_hh, st["d_ih"],
+                      st["r_ih"], g_ih, db_c, dg_c, dg_hh, dg_ih, torch.empty_like(c0), torch.empty_like(c0))
     masked = 0
     for t in range(len(steps) - 1, -1, -1):
         b, r0 = steps.sizes[t], steps.offsets[t]
-        fused.backward_step(*arrays, r0, steps.offsets[t - 1] if t else -1, b, mode, masked, one)
-        torch.mm(dz_all[r0: r0 + b], w, out=dh[:b])
+        rp = steps.offsets[t - 1] if t else -1
+        if norms is None:
+            fused.backward_step(*arrays, r0, rp, b, mode, masked, one)
+        else:
+            fused.backward_step_bn(*arrays, t, r0, rp, b, mode, masked, train, one)
+        torch.mm(da_all[r0: r0 + b], w, out=dh[:b])
         masked = b
     if mode == fused.MASK_FED:  # step 0's product is the gradient of the pruned h_0 that was fed in
         dh.mul_(torch.ne(fed0, 0))
