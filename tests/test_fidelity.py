@@ -23,6 +23,7 @@ TINY = dict(task="char-lm", max_chars=6000, hidden=16, embed=8, batch=4, seq_len
     ({"bn_stats": "global"}, "use one of step, shared"),
     ({"batch_norm": True, "weight_norm": True}, "alternatives"),
     ({"distill_weight": 1.5}, "distill_weight=1.5"),
+    ({"init_rescale": True, "init_from": "runs/x", "weights": "ternary"}, "init_rescale .* needs --init-from"),
 ])
 def test_recipe_values_are_type_checked(bad, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -114,6 +115,34 @@ def test_init_from_and_teacher_and_schedule(tmp_path):
     assert torch.allclose(wn.lstm.layers[0].wn_hh, fp.lstm.weight_hh_l0.norm(dim=1))
     x = torch.randint(0, len(vocab), (7, 2))
     assert torch.allclose(wn.eval()(x)[0], fp(x)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["batch_norm", "weight_norm"])
+def test_init_rescale_fits_trained_weights_to_the_ternary_threshold(tmp_path, norm):
+    """A trained fp matrix ternarizes to a sign pattern as loaded; fitted, about 40% of its codes are
+    zero (the TWN rule). Fitting multiplies each matrix by one positive factor, which the norm after
+    the product removes."""
+    from leanrnn.quant import glorot_scale
+    from leanrnn.train.trainer import build_model
+    _train(tmp_path, "fp", **{norm: True})
+    ck = torch.load(tmp_path / "fp" / "best.pt", weights_only=True)
+    for k in ("lstm.weight_ih_l0", "lstm.weight_hh_l0"):  # as large against a as a long run leaves them
+        w = ck["model"][k]
+        w.mul_(10 * glorot_scale(w) / w.std())
+    torch.save(ck, tmp_path / "fp" / "best.pt")
+    _, fp, vocab = load_run(tmp_path / "fp")
+    cfg = TrainConfig(**{**TINY, "weights": "ternary", "stochastic": False, norm: True})
+    zeros = {}
+    for rescale in (False, True):
+        m = build_model(cfg, len(vocab))
+        init_from(m, tmp_path / "fp", vocab, rescale=rescale)
+        w, src = m.lstm.weight_hh_l0.detach(), fp.lstm.weight_hh_l0.detach()
+        zeros[rescale] = float((w.abs() <= glorot_scale(w) / 3).float().mean())
+        factor = float(w.norm() / src.norm())
+        assert torch.allclose(w, src * factor, rtol=1e-5, atol=0) and (factor < 1) == rescale
+        if rescale:
+            assert 0.7 * float(w.abs().mean()) == pytest.approx(glorot_scale(w) / 3, rel=1e-5)
+    assert zeros[False] < 0.1 and 0.3 < zeros[True] < 0.55
 
 
 def test_best_model_is_never_one_with_fewer_zeros_than_promised(tmp_path):

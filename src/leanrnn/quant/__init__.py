@@ -16,6 +16,13 @@ authors' reference code:
 * **Gradient.** The identity straight-through estimator: ``dL/dw = dL/dw_q``. The reference code
   neither cancels the gradient outside ``[-a, a]`` nor clips the latent weights, so neither do we.
 
+* **Fitting a trained fp matrix** (``ternary_fit``, for fine-tuning an fp model into ternary
+  weights). A trained fp LSTM's weights lie mostly far beyond ``a`` (std ~10 ``a``), so they would
+  ternarize to ``sign(w) a`` with almost no zeros: a binary sign pattern, not a ternary
+  approximation. Where a normalization follows the product, the matrix's scale is free, and the
+  loaded matrix is scaled so that ``0.7 mean|w|`` falls on the threshold ``a/3``: the threshold rule
+  of ternary weight networks (Li & Liu 2016, ``Delta ~ 0.7 E|W|``).
+
 A quantizer returns a tensor of the same dtype whose values are exactly ``{-a, +a}`` or
 ``{-a, 0, +a}``; ``codes()`` returns the matching int8 codes for export.
 """
@@ -33,6 +40,7 @@ __all__ = [
     "glorot_scale",
     "binarize",
     "ternarize",
+    "ternary_fit",
     "quantize",
     "codes",
     "check_mode",
@@ -104,6 +112,14 @@ def ternarize(w: Tensor, stochastic: bool = False, scale: float | None = None,
         else:
             q = ((w > a / 3).to(w.dtype) - (w <= -a / 3).to(w.dtype)) * a
     return _ste(w, q)
+
+
+def ternary_fit(w: Tensor) -> float:
+    """The factor that puts ``0.7 mean|w|`` of a 2-D weight on the ternary threshold ``a/3``."""
+    m = float(w.detach().abs().mean())
+    if not m > 0:
+        raise ValueError("cannot fit an all-zero matrix")
+    return glorot_scale(w) / 3.0 / (0.7 * m)
 
 
 _QUANTIZERS: dict[str, Callable[..., Tensor]] = {"binary": binarize, "ternary": ternarize}

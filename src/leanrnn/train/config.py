@@ -85,6 +85,10 @@ class TrainConfig:
                      "same either way, and a run resumes on either (bit-exactly on the device it started on)")
     init_from: str | None = _f(None, "start from the weights of a trained run directory (fine-tune into "
                                   "quantization and/or pruning); parts it lacks keep their initial values")
+    init_rescale: bool = _f(False, "with --init-from into ternary weights under batch or weight norm: scale each "
+                            "loaded LSTM matrix so that 0.7 mean|w| falls on the ternary threshold (the norm "
+                            "makes the scale free); otherwise most trained fp weights ternarize to +-a, a sign "
+                            "pattern with almost no zeros")
     teacher: str | None = _f(None, "distil from this trained run's outputs (a KL term on its softened "
                                 "distribution)")
     distill_weight: float = _f(0.5, "weight of the distillation term in [0, 1] (the rest is cross entropy)")
@@ -137,6 +141,10 @@ class TrainConfig:
         if not 0.0 <= self.distill_weight <= 1.0 or not self.distill_temp > 0:
             raise ConfigError(f"distill_weight={self.distill_weight} must be in [0, 1] and "
                               f"distill_temp={self.distill_temp} > 0")
+        if self.init_rescale and not (self.init_from and self.weights == "ternary"
+                                      and (self.batch_norm or self.weight_norm)):
+            raise ConfigError("init_rescale fits loaded fp matrices to ternary weights under a normalization; it "
+                              "needs --init-from, --weights ternary and --batch-norm or --weight-norm")
         return self
 
     def prune_ramp(self, progress: float) -> float:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from ..data import load_for_task
 from ..facts import METRIC, STORED_BITS
+from ..quant import ternary_fit
 from ..tasks import LanguageModel, SeqClassifier
 from .checkpoint import load_checkpoint, save_atomic
 from .config import TrainConfig
@@ -141,10 +142,12 @@ def load_run(run_dir: str | Path, which: str = "best"):
     return cfg, model, vocab
 
 
-def init_from(model, run_dir: str | Path, vocab) -> list[str]:
+def init_from(model, run_dir: str | Path, vocab, rescale: bool = False) -> list[str]:
     """Copy a trained run's weights into ``model``: every tensor both have with the same shape. The
     LSTM matrices, biases, embedding and output layer must all be there; normalization and pruning
-    parts the source lacks keep their initial values. Returns the names that were not copied."""
+    parts the source lacks keep their initial values. ``rescale``: fit each LSTM matrix a norm
+    follows to the ternary threshold (``quant.ternary_fit``; with batch norm the projection
+    ``W_hr``, which none follows, keeps its scale). Returns the names that were not copied."""
     _, src, src_vocab = load_run(run_dir)
     if vocab != src_vocab:
         raise TrainingError(f"--init-from {run_dir}: its vocabulary differs from this run's data; "
@@ -158,6 +161,13 @@ def init_from(model, run_dir: str | Path, vocab) -> list[str]:
     take = {k: v for k, v in theirs.items() if k in mine and (v.shape == mine[k].shape or ".bn_" in k)}
     # weight-norm gains the source lacks are left out: LeanLSTM sets them from the loaded rows
     model.load_state_dict({**{k: v for k, v in mine.items() if ".wn_" not in k}, **take})
+    if rescale:
+        lstm = model.lstm
+        with torch.no_grad():
+            for name, w in lstm.named_parameters():
+                if name.startswith(("weight_ih_l", "weight_hh_l")) or (name.startswith("weight_hr_l")
+                                                                       and lstm.weight_norm):
+                    w.mul_(ternary_fit(w))
     return sorted(set(mine) - set(take))
 
 
@@ -295,7 +305,7 @@ class Trainer:
         vocab = None if cfg.task == "classify" else data.vocab
         model = build_model(cfg, vocab_size=None if vocab is None else len(vocab))
         if cfg.init_from and not resume:
-            kept = init_from(model, cfg.init_from, vocab)
+            kept = init_from(model, cfg.init_from, vocab, rescale=cfg.init_rescale)
             self.log(f"initialized from {cfg.init_from}" + (f" ({len(kept)} tensors kept their initial values)"
                                                            if kept else ""))
         model.to(self.dev)
