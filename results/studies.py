@@ -106,6 +106,12 @@ ROWS_DO = {
     "fp-sp90-do-e120": ["--state-sparsity", "0.9", *DO, "--epochs", "120"],
     "ternary-wn-sp90-do-e120": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
                                 "--epochs", "120"],
+    # the ICLR reference's own budget for sequential images (sMNIST: 200 epochs)
+    "fp-e200": ["--epochs", "200"],
+    "fp-sp90-do-e200": ["--state-sparsity", "0.9", *DO, "--epochs", "200"],
+    "ternary-wn-e200": ["--weights", "ternary", "--weight-norm", "--epochs", "200"],
+    "ternary-wn-sp90-do-e200": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
+                                "--epochs", "200"],
     # the frontier's other sparsities
     "fp-sp50-do": ["--state-sparsity", "0.5", *DO],
     "fp-sp75-do": ["--state-sparsity", "0.75", *DO],
