@@ -79,6 +79,10 @@ ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sp
            "ternary-bn-sp90-kd-ft-lr-rs": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9",
                                            "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}",
                                            "--init-rescale", "--lr", "0.0015", "--lr-final", "0.00045"],
+           # ... with deterministic ternarization in training (TWN-style straight-through fine-tuning)
+           "ternary-bn-kd-ft-lr-rs-det": ["--weights", "ternary", "--batch-norm", "--no-stochastic", "--teacher",
+                                          "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}",
+                                          "--init-rescale", "--lr", "0.0015", "--lr-final", "0.00045"],
            "ternary-wn-sp90-kd-ft": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9",
                                      "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-s{seed}"]}
 # Pruning only the state fed back into W_hh: the output layer reads every unit.
