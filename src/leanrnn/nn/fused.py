@@ -18,7 +18,8 @@ each column depend on the step's column sums: three row passes with the sums tak
 evaluated (the forward pass saved the activations), so LLVM vectorizes the loop; the forward step,
 which needs ``exp`` and ``tanh``, stays with torch's vectorized ops. Only tensors on the CPU use them;
 ``leanrnn.nn.recurrence`` keeps the tensor-op path for the rest (GPU, projection), and the tests
-compare the two.
+compare the two. The kernels compile on first use (a few seconds, once: numba caches them beside this
+file, or in its user cache where that is read-only).
 """
 from __future__ import annotations
 
