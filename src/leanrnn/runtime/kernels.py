@@ -60,7 +60,9 @@ S_H, S_C, S_AIH, S_AHH, S_ZEROS, S_TOTAL, S_HF, S_AHR, S_HD, N_LAYER = range(10)
 @njit(cache=True, inline="always", error_model="numpy")
 def _tanh(x):
     """tanh as a clamped 13/6 rational polynomial (Eigen's float approximation)."""
-    x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
+    lim = np.float32(7.90531110763549805)
+    x = lim if x > lim else x  # selects (which vectorize) that keep a NaN a NaN
+    x = -lim if x < -lim else x
     x2 = x * x
     p = np.float32(-2.76076847742355e-16)
     p = p * x2 + np.float32(2.00018790482477e-13)
@@ -118,23 +120,33 @@ def spmv(W, x, acc, idx):
     return m
 
 
-@njit(cache=True, fastmath=True, error_model="numpy")
+# fastmath without "no NaNs"/"no infinities": a NaN born in the gates must come out as a NaN
+FAST_KEEP_NAN = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(cache=True, fastmath=FAST_KEEP_NAN, error_model="numpy")
 def _gates(a_ih, a_hh, s_ih, s_hh, b, c, norm_c, s_c, b_c, thr, h):
     """Scale, shift and activate the four gates, update ``c`` in place, write the pruned ``h`` in
-    place (its old value was consumed by ``a_hh``); returns the zeros of ``h``."""
+    place (its old value was consumed by ``a_hh``); returns the zeros of ``h``. ``a_hh`` is scratch:
+    it receives the gates' pre-activations. Short loops over few arrays each: LLVM vectorizes a loop
+    only when a handful of runtime checks rule out overlap between what it writes and reads (one
+    loop over all eleven arrays ran scalar)."""
     H = c.shape[0]
+    z = a_hh
+    for k in range(4 * H):
+        z[k] = np.float32(a_ih[k]) * s_ih[k] + z[k] * s_hh[k] + b[k]
+    for k in range(H):
+        c[k] = _sig(z[H + k]) * c[k] + _sig(z[k]) * _tanh(z[2 * H + k])
+    if norm_c:
+        for k in range(H):
+            h[k] = _sig(z[3 * H + k]) * _tanh(c[k] * s_c[k] + b_c[k])
+    else:
+        for k in range(H):
+            h[k] = _sig(z[3 * H + k]) * _tanh(c[k])
     zeros = 0
     for k in range(H):
-        zi = np.float32(a_ih[k]) * s_ih[k] + a_hh[k] * s_hh[k] + b[k]
-        zf = np.float32(a_ih[H + k]) * s_ih[H + k] + a_hh[H + k] * s_hh[H + k] + b[H + k]
-        zg = np.float32(a_ih[2 * H + k]) * s_ih[2 * H + k] + a_hh[2 * H + k] * s_hh[2 * H + k] + b[2 * H + k]
-        zo = np.float32(a_ih[3 * H + k]) * s_ih[3 * H + k] + a_hh[3 * H + k] * s_hh[3 * H + k] + b[3 * H + k]
-        ck = _sig(zf) * c[k] + _sig(zi) * _tanh(zg)
-        c[k] = ck
-        cn = ck * s_c[k] + b_c[k] if norm_c else ck
-        hk = _sig(zo) * _tanh(cn)
-        keep = abs(hk) >= thr
-        h[k] = hk if keep else np.float32(0.0)
+        keep = abs(h[k]) >= thr
+        h[k] = h[k] if keep else np.float32(0.0)
         zeros += np.int64(not keep)
     return zeros
 
