@@ -16,10 +16,10 @@ compiled loop over the step's rows, which reads each saved value once::
 (``backward_step_bn``) the gradients also pass through the three norms, whose batch statistics make
 each column depend on the step's column sums: three row passes with the sums taken between them.
 No transcendental is evaluated (the forward pass saved the activations), so LLVM vectorizes the
-loops; the forward step, which needs ``exp`` and ``tanh``, stays with torch's vectorized ops. Only tensors on the CPU use them;
-``leanrnn.nn.recurrence`` keeps the tensor-op path for the rest (GPU, projection), and the tests
-compare the two. The kernels compile on first use (a few seconds, once: numba caches them beside this
-file, or in its user cache where that is read-only).
+loops; the forward step, which needs ``exp`` and ``tanh``, stays with torch's vectorized ops. Only
+tensors on the CPU use them; ``leanrnn.nn.recurrence`` keeps the tensor-op path for the rest (GPU,
+projection), and the tests compare the two. The kernels compile on first use (a few seconds, once:
+numba caches them beside this file, or in its user cache where that is read-only).
 """
 from __future__ import annotations
 
