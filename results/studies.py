@@ -83,6 +83,16 @@ ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sp
            "ternary-bn-kd-ft-lr-rs-det": ["--weights", "ternary", "--batch-norm", "--no-stochastic", "--teacher",
                                           "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}",
                                           "--init-rescale", "--lr", "0.0015", "--lr-final", "0.00045"],
+           # ... with the latent weights clipped to [-a, a] after each step (--clip-latent, BinaryConnect's rule)
+           "ternary-bn-kd-ft-lr-clip": ["--weights", "ternary", *PAPER, "--teacher", "{study}/fp-bn-s{seed}",
+                                        "--init-from", "{study}/fp-bn-s{seed}", "--clip-latent", "--lr", "0.0015",
+                                        "--lr-final", "0.00045"],
+           "ternary-bn-kd-ft-lr-rs-clip": ["--weights", "ternary", *PAPER, "--teacher", "{study}/fp-bn-s{seed}",
+                                           "--init-from", "{study}/fp-bn-s{seed}", "--init-rescale", "--clip-latent",
+                                           "--lr", "0.0015", "--lr-final", "0.00045"],
+           "ternary-bn-sp90-kd-ft-rs-clip": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9",
+                                             "--teacher", "{study}/fp-bn-s{seed}", "--init-from",
+                                             "{study}/fp-bn-s{seed}", "--init-rescale", "--clip-latent"],
            "ternary-wn-sp90-kd-ft": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9",
                                      "--teacher", "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-s{seed}"]}
 # Pruning only the state fed back into W_hh: the output layer reads every unit.

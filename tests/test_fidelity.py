@@ -24,6 +24,7 @@ TINY = dict(task="char-lm", max_chars=6000, hidden=16, embed=8, batch=4, seq_len
     ({"batch_norm": True, "weight_norm": True}, "alternatives"),
     ({"distill_weight": 1.5}, "distill_weight=1.5"),
     ({"init_rescale": True, "init_from": "runs/x", "weights": "ternary"}, "init_rescale .* needs --init-from"),
+    ({"clip_latent": True}, "clip_latent .* needs --weights binary or --weights ternary"),
 ])
 def test_recipe_values_are_type_checked(bad, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -143,6 +144,22 @@ def test_init_rescale_fits_trained_weights_to_the_ternary_threshold(tmp_path, no
         if rescale:
             assert 0.7 * float(w.abs().mean()) == pytest.approx(glorot_scale(w) / 3, rel=1e-5)
     assert zeros[False] < 0.1 and 0.3 < zeros[True] < 0.55
+
+
+@pytest.mark.parametrize("weights", ["binary", "ternary"])
+def test_clip_latent_keeps_every_quantized_weight_in_range(tmp_path, weights):
+    """With --clip-latent no latent weight of a quantized matrix ends outside [-a, a]; without it, a
+    learning rate this large drives many past it. The bias and the decoder are not clipped."""
+    from leanrnn.quant import glorot_scale
+    outside = {}
+    for clip in (False, True):
+        _train(tmp_path, f"c{clip}", weights=weights, batch_norm=True, clip_latent=clip, lr=0.05, clip=0.0)
+        _, m, _ = load_run(tmp_path / f"c{clip}", "checkpoint")
+        ws = [m.lstm.weight_ih_l0, m.lstm.weight_hh_l0]
+        outside[clip] = max(float((w.abs() > glorot_scale(w) * (1 + 1e-6)).float().mean()) for w in ws)
+        if clip:
+            assert m.decoder.weight.abs().max() > glorot_scale(m.lstm.weight_hh_l0)
+    assert outside[True] == 0.0 and outside[False] > 0.05
 
 
 def test_best_model_is_never_one_with_fewer_zeros_than_promised(tmp_path):

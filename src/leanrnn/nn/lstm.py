@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..quant import check_mode, quantize
+from ..quant import check_mode, clip_latent_, quantize
 from .layer import _Layer, layer_export, row_factor, run_direction
 from .steps import Steps
 
@@ -228,6 +228,16 @@ class _LeanBase(nn.Module):
         bias = None if b_ih is None else b_ih + b_hh
         return run_direction(x, h, c, self._weight(w_ih, lay.wn_ih), self._weight(w_hh, lay.wn_hh), bias,
                              self._weight(w_hr, lay.wn_hr), lay, steps, t0, self.training)
+
+    def clip_latent_(self) -> None:
+        """Clip every quantized matrix's latent weights to ``[-a, a]`` (after an optimizer step;
+        ``leanrnn.quant.clip_latent_``). Full-precision weights are left alone."""
+        if self.weights == "fp":
+            return
+        for mats in self._all_params():
+            for w in (mats[0], mats[1], mats[4]):
+                if w is not None:
+                    clip_latent_(w.data)
 
     def state_stats(self) -> list[float]:
         """Measured fraction of zeros in the states fed back, per layer direction (``layers``' order),

