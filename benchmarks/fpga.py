@@ -47,7 +47,7 @@ def configs(which: str) -> list[tuple]:
     return {"demo": demo, "largest": largest, "all": demo + largest, "ternary-demo": demo[:1]}[which]
 
 
-def run(model: str | None, workdir: str, which: str) -> None:
+def run(model: str | None, workdir: str, which: str, modes: tuple = MODES) -> None:
     from leanrnn.rtl.fpga import run_fpga
 
     old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
@@ -61,7 +61,7 @@ def run(model: str | None, workdir: str, which: str) -> None:
                                   indent=1))
         print(f"wrote {OUT} ({len(merged)} rows, {len(rows)} from this run)")
 
-    run_fpga(configs(which), workdir, PART, model=model, on_row=save)
+    run_fpga([c for c in configs(which) if c[0] in modes], workdir, PART, model=model, on_row=save)
 
 
 def markdown(data: dict) -> str:
@@ -94,11 +94,13 @@ def main() -> None:
                     help="where the Verilog, netlists and nextpnr logs go; finished runs there are reused")
     ap.add_argument("--configs", choices=["demo", "largest", "all", "ternary-demo"], default="all",
                     help="the demo model's size, the largest that fits, or both")
+    ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                    help="which datapaths (default: all three)")
     args = ap.parse_args()
     if args.markdown:
         print(markdown(json.loads(OUT.read_text())))
     else:
-        run(args.model, args.workdir, args.configs)
+        run(args.model, args.workdir, args.configs, tuple(args.modes))
 
 
 if __name__ == "__main__":

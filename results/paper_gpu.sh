@@ -35,9 +35,9 @@ run shakespeare-ternary-bn --recipe $PS $S $LM &
 run fashion-fp-bn --recipe $PF $F --weights fp $IM &
 run fashion-ternary-bn --recipe $PF $F $IM &
 wait
-# evaluation on the CPU, two threads each (torch's default of all cores per process oversubscribes)
+# evaluation on the CPU, two threads each (torch's default, all cores per process, oversubscribes)
 for d in $R/*/; do
-  (OMP_NUM_THREADS=2 timeout 300 python3 -m leanrnn.cli eval $d > $R/$(basename $d).eval.log 2>&1
+  (timeout 300 python3 -m leanrnn.cli eval $d --threads 2 > $R/$(basename $d).eval.log 2>&1
    echo "$(basename $d) eval rc=$?" >> $R/rc.txt) &
 done
 wait

@@ -52,6 +52,7 @@ ROWS_FT = {
 }
 # The frontier: narrower dense models, wider pruned ones (inference cost follows the live states).
 ROWS_WIDTH = {
+    "fp-h128": ["--hidden", "128"],
     "fp-h64": ["--hidden", "64"],
     "fp-h32": ["--hidden", "32"],
     "fp-h16": ["--hidden", "16"],
@@ -83,6 +84,8 @@ ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sp
            "ternary-bn-kd-ft-lr-rs-det": ["--weights", "ternary", "--batch-norm", "--no-stochastic", "--teacher",
                                           "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}",
                                           "--init-rescale", "--lr", "0.0015", "--lr-final", "0.00045"],
+           "binary-bn-kd-ft-lr": ["--weights", "binary", *PAPER, "--teacher", "{study}/fp-bn-s{seed}",
+                                  "--init-from", "{study}/fp-bn-s{seed}", "--lr", "0.0015", "--lr-final", "0.00045"],
            # ... with the latent weights clipped to [-a, a] after each step (--clip-latent, BinaryConnect's rule)
            "ternary-bn-kd-ft-lr-clip": ["--weights", "ternary", *PAPER, "--teacher", "{study}/fp-bn-s{seed}",
                                         "--init-from", "{study}/fp-bn-s{seed}", "--clip-latent", "--lr", "0.0015",
@@ -139,6 +142,10 @@ CUBIC = ["--prune-schedule", "cubic", "--prune-start", "0.1", "--prune-end", "0.
 ROWS_DEMO = {
     "fp": ["--lr", "0.006"],
     "fp-x2": ["--lr", "0.006", "--epochs", "2"],  # the fine-tuned rows' budget in all: the text twice
+    "fp-sp90": ["--lr", "0.006", *SP],
+    "fp-h128": ["--lr", "0.006", "--hidden", "128"],
+    "fp-h64": ["--lr", "0.006", "--hidden", "64"],
+    "binary-bn": ["--weights", "binary", *BN],
     "ternary-bn": [*T, *BN],
     "ternary-bn-sp90": [*T, *BN, *SP],
     "ternary-bn-sp90-cubic": [*T, *BN, *SP, *CUBIC],

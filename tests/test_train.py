@@ -123,7 +123,12 @@ def test_train_eval_plot_cli(tmp_path, capsys):
     assert [r["epoch"] for r in rows] == [1, 2] and "valid_bpc" in rows[0]
     assert (out / "curves.png").stat().st_size > 0 and (out / "best.pt").exists()
     assert (out / "command.txt").read_text().startswith("leanrnn train --task char-lm")
-    assert main(["eval", str(out)]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main(["eval", str(out), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     m = json.loads((out / "eval_test.json").read_text())
     assert m["metric_name"] == "bpc" and 0 < m["bpc"] < 10 and 0 <= m["state_sparsity"] <= 1
     assert m["lstm_weight_bits_fp32"] / m["lstm_weight_bits"] == pytest.approx(20, rel=1e-3)  # 5 codes a byte

@@ -73,6 +73,8 @@ def add_parsers(sub) -> dict:
     e.add_argument("--split", choices=("test", "valid"), default="test", help="which split (default test)")
     e.add_argument("--checkpoint", choices=("best", "checkpoint"), default="best",
                    help="best validation model (default) or the last checkpoint")
+    e.add_argument("--threads", type=positive(int), help="torch CPU threads (default: torch's choice, all cores; "
+                   "give 1 or 2 when several evaluations run at once)")
 
     dl = sub.add_parser("data", help="data sets")
     dsub = dl.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -194,6 +196,9 @@ def evaluate(args, argv) -> int:
     from ..facts import METRIC
     from ..train import evaluate_split, load_run, model_bits
     run = checks.run_dir(args.run, "eval")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     with checks.foreign_checkpoint(run):
         cfg, model, _ = load_run(run, args.checkpoint)
     data = load_for_task(cfg.task, cfg.data, cfg.data_dir, cfg.max_chars, cfg.vocab_size, cfg.permute, cfg.seed)
