@@ -40,14 +40,14 @@ PEERS = [
 MODES = ("ternary", "binary", "int8")
 
 
-def configs(which: str) -> list[tuple]:
+def configs(which: str, lanes: int = LANES) -> list[tuple]:
     from leanrnn.rtl.fpga import largest_hidden
-    demo = [(m, X, H_DEMO, LANES) for m in MODES]
-    largest = [(m, X, largest_hidden(m, X, LANES), LANES) for m in MODES]
+    demo = [(m, X, H_DEMO, lanes) for m in MODES]
+    largest = [(m, X, largest_hidden(m, X, lanes), lanes) for m in MODES]
     return {"demo": demo, "largest": largest, "all": demo + largest, "ternary-demo": demo[:1]}[which]
 
 
-def run(model: str | None, workdir: str, which: str, modes: tuple = MODES) -> None:
+def run(model: str | None, workdir: str, which: str, modes: tuple = MODES, lanes: int = LANES) -> None:
     from leanrnn.rtl.fpga import run_fpga
 
     old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
@@ -55,25 +55,25 @@ def run(model: str | None, workdir: str, which: str, modes: tuple = MODES) -> No
 
     def save(rows):  # after every row: a long run that stops keeps what it finished; other rows stay
         new = {key(r) for r in rows}
-        merged = sorted([r for r in old if key(r) not in new] + rows, key=lambda r: (r["hidden"] != H_DEMO, r["hidden"],
-                                                                                    MODES.index(r["mode"])))
-        OUT.write_text(json.dumps({"part": PART, "lanes": LANES, "model": model, "rows": merged, "peers": PEERS},
+        merged = sorted([r for r in old if key(r) not in new] + rows,
+                        key=lambda r: (r["hidden"] != H_DEMO, -r["lanes"], r["hidden"], MODES.index(r["mode"])))
+        OUT.write_text(json.dumps({"part": PART, "model": model, "rows": merged, "peers": PEERS},
                                   indent=1))
         print(f"wrote {OUT} ({len(merged)} rows, {len(rows)} from this run)")
 
-    run_fpga([c for c in configs(which) if c[0] in modes], workdir, PART, model=model, on_row=save)
+    run_fpga([c for c in configs(which, lanes) if c[0] in modes], workdir, PART, model=model, on_row=save)
 
 
 def markdown(data: dict) -> str:
     name = {"ternary": "ternary zero-skip", "binary": "binary zero-skip", "int8": "8-bit MAC, zero-skip"}
-    lines = [(f"Part {data['part']} (CABGA381, speed grade 6), {data['lanes']} lanes, 16-bit states, two accumulator "
-              "banks; time per step at the state density of the trace column (dense: every state column)."), "",
-             ("| datapath | input x hidden | weights (Kbit) | LUT4 | FF | DP16KD | MULT18X18D | Fmax (MHz) | "
+    lines = [(f"Part {data['part']} (CABGA381, speed grade 6), 16-bit states, two accumulator banks; time per step "
+              "at the state density of the trace column (dense: every state column)."), "",
+             ("| datapath | lanes | input x hidden | weights (Kbit) | LUT4 | FF | DP16KD | MULT18X18D | Fmax (MHz) | "
               "cycles/step | µs/step | µs/step, dense states | effective GOp/s | state trace |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
         lines.append(
-            f"| {name[r['mode']]} | {r['input_size']} x {r['hidden']} | {r['weight_kbit']:.0f} | "
+            f"| {name[r['mode']]} | {r['lanes']} | {r['input_size']} x {r['hidden']} | {r['weight_kbit']:.0f} | "
             f"{r['lut4']} / {r['lut4_available']} | {r['ff']} / {r['ff_available']} | "
             f"{r['dp16kd']} / {r['dp16kd_available']} | {r['mult18x18d']} / {r['mult18x18d_available']} | "
             f"{r['fmax_mhz']:.1f} | {r['cycles_per_step']:.0f} | {r['us_per_step']:.2f} | "
@@ -96,11 +96,12 @@ def main() -> None:
                     help="the demo model's size, the largest that fits, or both")
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
                     help="which datapaths (default: all three)")
+    ap.add_argument("--lanes", type=int, default=LANES, help="datapath lanes (default: %(default)s)")
     args = ap.parse_args()
     if args.markdown:
         print(markdown(json.loads(OUT.read_text())))
     else:
-        run(args.model, args.workdir, args.configs, tuple(args.modes))
+        run(args.model, args.workdir, args.configs, tuple(args.modes), args.lanes)
 
 
 if __name__ == "__main__":

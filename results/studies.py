@@ -53,6 +53,9 @@ ROWS_FT = {
 # The frontier: narrower dense models, wider pruned ones (inference cost follows the live states).
 ROWS_WIDTH = {
     "fp-h128": ["--hidden", "128"],
+    # the papers' width (512 units) at this budget: does the ternary gap close in a wider model?
+    "fp-bn-h512": ["--batch-norm", "--hidden", "512"],
+    "ternary-bn-h512": ["--weights", "ternary", *PAPER, "--hidden", "512"],
     "fp-h64": ["--hidden", "64"],
     "fp-h32": ["--hidden", "32"],
     "fp-h16": ["--hidden", "16"],
@@ -129,6 +132,12 @@ ROWS_DO = {
     "ternary-wn-e200": ["--weights", "ternary", "--weight-norm", "--epochs", "200"],
     "ternary-wn-sp90-do-e200": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
                                 "--epochs", "200"],
+    # twice the width at the same 90% zeros (twice the live states of the 128-unit pruned rows, a fifth of
+    # dense fp's), and the dense fp model of that width
+    "fp-h256-e200": ["--hidden", "256", "--epochs", "200"],
+    "fp-sp90-do-h256-e200": ["--state-sparsity", "0.9", *DO, "--hidden", "256", "--epochs", "200"],
+    "ternary-wn-sp90-do-h256-e200": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
+                                     "--hidden", "256", "--epochs", "200"],
     # the frontier's other sparsities
     "fp-sp50-do": ["--state-sparsity", "0.5", *DO],
     "fp-sp75-do": ["--state-sparsity", "0.75", *DO],
