@@ -147,6 +147,18 @@ def test_classify_and_recipe(tmp_path):
     assert json.loads((tmp_path / "c" / "eval_test.json").read_text())["metric_name"] == "accuracy"
 
 
+@pytest.mark.parametrize("extra, pruned_output", [([], False), (["--prune-output"], True),
+                                                   (["--layers", "2"], True)])
+def test_a_pruned_one_layer_classifier_prunes_only_the_fed_back_state_by_default(tmp_path, capsys, extra,
+                                                                                pruned_output):
+    argv = ["train", "--task", "classify", "--data", "digits", "--hidden", "8", "--epochs", "1", "--batch", "64",
+            "--steps-per-epoch", "2", "--state-sparsity", "0.5", "--threads", "1", "--no-progress",
+            "--out", str(tmp_path / "c"), *extra]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["prune_output"] is pruned_output
+    assert ("only the state fed back is pruned" in capsys.readouterr().out) is (not pruned_output)
+
+
 CUDA = torch.cuda.is_available()
 
 
