@@ -140,7 +140,7 @@ def test_trained_bidirectional_ternary_digits_classifier_matches_torch_eval(tmp_
     from leanrnn.train import load_run
     run, path = tmp_path / "run", tmp_path / "m.lrnn"
     assert main(["train", "--task", "classify", "--data", "digits", "--bidirectional", "--weights", "ternary",
-                 "--weight-norm", "--state-sparsity", "0.5", "--hidden", "24", "--epochs", "1",
+                 "--weight-norm", "--state-sparsity", "0.5", "--prune-output", "--hidden", "24", "--epochs", "1",
                  "--steps-per-epoch", "30", "--batch", "32", "--lr", "0.01", "--out", str(run)]) == 0
     assert main(["export", str(run), "-o", str(path)]) == 0
     assert "bidirectional" in capsys.readouterr().out
