@@ -1,7 +1,7 @@
 """The papers' recipes on a lent GPU, cut to a wall-clock budget: gather the data, summarize the runs.
 
     python results/paper_gpu.py data DATA          # linux, shakespeare, fashion-mnist into DATA
-    python results/paper_gpu.py summarize RUNS     # RUNS/<run>/ -> results/paper-gpu.json
+    python results/paper_gpu.py summarize RUNS     # RUNS/<run>/ -> results/paper-gpu.json (merged by run name)
 
 ``data`` writes what ``results/paper_gpu.sh`` reads on a machine that cannot install packages: the
 first 6 M characters of ``.c``/``.h`` files of Debian's linux-source tarball, in the tarball's order (the
@@ -55,7 +55,7 @@ def summarize(runs: Path) -> list[dict]:
         per_step = cfg["batch"] * (cfg["seq_len"] if cfg["task"] == "char-lm" else 1)
         out.append({"run": d.name, "data": cfg["data"], "task": cfg["task"], "weights": cfg["weights"],
                     "batch_norm": cfg["batch_norm"], "target_zeros": cfg["state_sparsity"],
-                    "hidden": cfg["hidden"], "batch": cfg["batch"],
+                    "hidden": cfg["hidden"], "batch": cfg["batch"], "seed": cfg["seed"],
                     "steps_trained": rows[-1]["step"], "best_step": best["step"],
                     "sequences_or_chars_seen": best["step"] * per_step,
                     "seconds_training": round(sum(r["epoch_seconds"] for r in rows), 1),
@@ -72,9 +72,11 @@ def main(argv: list[str]) -> int:
     if argv[0] == "data":
         data(Path(argv[1]))
         return 0
-    rows = summarize(Path(argv[1]))
+    new = summarize(Path(argv[1]))
+    old = json.loads(OUT.read_text()) if OUT.exists() else []  # earlier calls' runs stay unless re-run
+    rows = sorted({r["run"]: r for r in [*old, *new]}.values(), key=lambda r: r["run"])
     OUT.write_text(json.dumps(rows, indent=1) + "\n")
-    print(f"wrote {OUT}: {len(rows)} runs")
+    print(f"wrote {OUT}: {len(new)} new runs, {len(rows)} in all")
     return 0
 
 

@@ -9,9 +9,13 @@
 #
 # An epoch here is 250 steps (--steps-per-epoch), so that a cut run has several evaluated epochs; the
 # learning rate decays from the recipe's lr to its lr_final over the 16 epochs a run would have in full.
-# A last argument "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu).
+# A last argument "seeds" runs the second set instead: linux fp/ternary/binary + BN for seeds 1 and 2 and
+# the pruned fp + BN and ternary + BN rows for seed 0, each stopped after exactly 1,500 steps (the steps the
+# first set's unpruned linux runs trained) on the same learning-rate schedule (6 epochs whose lr_final is
+# where the 16-epoch schedule stands after 6: 2e-3 * 0.5^(6/16)), so that seeds 0-2 are comparable.
+# "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu); "seeds-tiny" both.
 set -u
-DEV=$1; TL=$2; O=$3; D=$4; TINY=${5:-}
+DEV=$1; TL=$2; O=$3; D=$4; MODE=${5:-}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 R=/tmp/paper-gpu; rm -rf $R; mkdir -p $R $O
 (nvidia-smi -L; python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name())") > $R/env.txt 2>&1
@@ -21,11 +25,22 @@ F="--data-dir $D/fashion-mnist"
 C="--device $DEV --threads 1 --no-progress"
 LM="--epochs 16 --steps-per-epoch 250 --checkpoint-every 50"
 IM="--epochs 10 --steps-per-epoch 100 --checkpoint-every 25"
-if [ -n "$TINY" ]; then
+SEEDS="--epochs 6 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0015422108"
+if [ "${MODE%tiny}" != "$MODE" ]; then
+  SEEDS="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"
   LM="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; IM="--epochs 2 --steps-per-epoch 2 --hidden 8 --max-examples 200"
 fi
 PL=recipes/paper-char-linux.yaml; PS=recipes/paper-char-shakespeare.yaml; PF=recipes/paper-seq-fashion-mnist.yaml
 run() { n=$1; shift; timeout -s TERM $TL python3 -m leanrnn.cli train --out $R/$n "$@" $C > $R/$n.log 2>&1; echo "$n train rc=$?" >> $R/rc.txt; }
+if [ "${MODE#seeds}" != "$MODE" ]; then
+for seed in 1 2; do
+  run linux-fp-bn-s$seed --recipe $PL $L --weights fp --seed $seed $SEEDS &
+  run linux-ternary-bn-s$seed --recipe $PL $L --seed $seed $SEEDS &
+  run linux-binary-bn-s$seed --recipe $PL $L --weights binary --seed $seed $SEEDS &
+done
+run linux-fp-bn-sp90-s0 --recipe $PL $L --weights fp --state-sparsity 0.9 $SEEDS &
+run linux-ternary-bn-sp90-s0 --recipe $PL $L --state-sparsity 0.9 $SEEDS &
+else
 run linux-fp-bn --recipe $PL $L --weights fp $LM &
 run linux-ternary-bn --recipe $PL $L $LM &
 run linux-ternary-bn-sp90 --recipe $PL $L --state-sparsity 0.9 $LM &
@@ -34,6 +49,7 @@ run shakespeare-fp-bn --recipe $PS $S --weights fp $LM &
 run shakespeare-ternary-bn --recipe $PS $S $LM &
 run fashion-fp-bn --recipe $PF $F --weights fp $IM &
 run fashion-ternary-bn --recipe $PF $F $IM &
+fi
 wait
 # evaluation on the CPU, two threads each (torch's default, all cores per process, oversubscribes)
 for d in $R/*/; do

@@ -105,6 +105,7 @@ ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sp
 DO = ["--no-prune-output"]
 ROWS_DO = {
     "fp-sp90-do": ["--state-sparsity", "0.9", *DO],
+    "fp-wn-sp90-do": ["--weight-norm", "--state-sparsity", "0.9", *DO],  # fp with the ternary rows' normalization
     "ternary-wn-sp90-do": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO],
     "ternary-bn-sp90-do": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", *DO],
     "fp-sp90-do-h256": ["--state-sparsity", "0.9", *DO, "--hidden", "256"],
