@@ -13,6 +13,8 @@
 # the pruned fp + BN and ternary + BN rows for seed 0, each stopped after exactly 1,500 steps (the steps the
 # first set's unpruned linux runs trained) on the same learning-rate schedule (6 epochs whose lr_final is
 # where the 16-epoch schedule stands after 6: 2e-3 * 0.5^(6/16)), so that seeds 0-2 are comparable.
+# "seeds-shakespeare": shakespeare fp + BN and ternary + BN for seeds 1 and 2, 1,250 steps (the first set's
+# shakespeare runs) on that schedule (5 epochs to 2e-3 * 0.5^(5/16)).
 # "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu); "seeds-tiny" both.
 set -u
 DEV=$1; TL=$2; O=$3; D=$4; MODE=${5:-}
@@ -26,13 +28,19 @@ C="--device $DEV --threads 1 --no-progress"
 LM="--epochs 16 --steps-per-epoch 250 --checkpoint-every 50"
 IM="--epochs 10 --steps-per-epoch 100 --checkpoint-every 25"
 SEEDS="--epochs 6 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0015422108"
+SEEDS_S="--epochs 5 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0016104903"
 if [ "${MODE%tiny}" != "$MODE" ]; then
-  SEEDS="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"
+  SEEDS="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; SEEDS_S=$SEEDS
   LM="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; IM="--epochs 2 --steps-per-epoch 2 --hidden 8 --max-examples 200"
 fi
 PL=recipes/paper-char-linux.yaml; PS=recipes/paper-char-shakespeare.yaml; PF=recipes/paper-seq-fashion-mnist.yaml
 run() { n=$1; shift; timeout -s TERM $TL python3 -m leanrnn.cli train --out $R/$n "$@" $C > $R/$n.log 2>&1; echo "$n train rc=$?" >> $R/rc.txt; }
-if [ "${MODE#seeds}" != "$MODE" ]; then
+if [ "${MODE#seeds-shakespeare}" != "$MODE" ]; then
+for seed in 1 2; do
+  run shakespeare-fp-bn-s$seed --recipe $PS $S --weights fp --seed $seed $SEEDS_S &
+  run shakespeare-ternary-bn-s$seed --recipe $PS $S --seed $seed $SEEDS_S &
+done
+elif [ "${MODE#seeds}" != "$MODE" ]; then
 for seed in 1 2; do
   run linux-fp-bn-s$seed --recipe $PL $L --weights fp --seed $seed $SEEDS &
   run linux-ternary-bn-s$seed --recipe $PL $L --seed $seed $SEEDS &
