@@ -142,28 +142,66 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def budget(r: dict) -> float:
+    """A row's training budget in units of its recipe's: its epochs over the recipe's, plus one for a run
+    fine-tuned from a finished run (``--init-from``: every such start point trained at the recipe's budget)."""
+    epochs = yaml.safe_load(Path(r["recipe"]).read_text())["epochs"]
+    cfg = json.loads((Path(r["runs"][0]) / "config.json").read_text())
+    return cfg["epochs"] / epochs + (1 if "--init-from" in r["flags"] else 0)
+
+
+def frontier(rows: list[dict], slack: float = 1.05) -> list[dict]:
+    """The rows no other row beats at the same or a lower cost (weight bytes read per step, costs within
+    ``slack`` of each other counting as the same, so that measured zeros of 90.2% and 90.6% do not split
+    a tie) on the mean test metric, cheapest first: every other row is dominated by one of them."""
+    better = (lambda a, b: a > b) if rows[0]["metric"] == "accuracy" else (lambda a, b: a < b)
+    keep = [r for r in rows if not any(s is not r and s["cost"]["bytes"] <= slack * r["cost"]["bytes"]
+                                       and better(s["mean"], r["mean"]) for s in rows)]
+    return sorted(keep, key=lambda r: r["cost"]["bytes"])
+
+
 def plot(study: str, rows: list[dict]) -> str:
+    """Metric against weight bytes per step; the frontier's rows joined and named, the dominated ones faint
+    and unnamed (the table has them); hollow markers for rows trained past the recipe's budget."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    front = frontier(rows)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
         x, y = r["cost"]["bytes"] / 1024, r["mean"]
         style = {"fp": "o", "binary": "s", "ternary": "^"}[r["weights"]]
         color = "tab:red" if r["target_zeros"] else "tab:blue"
-        ax.errorbar(x, y, yerr=r["std"] or 0, fmt=style, color=color, capsize=3)
-        ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        on = r in front
+        ax.errorbar(x, y, yerr=r["std"] or 0, fmt=style, color=color, capsize=3, alpha=1.0 if on else 0.25,
+                    markerfacecolor="white" if budget(r) > 1 else color)
+        if on:
+            ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.step([r["cost"]["bytes"] / 1024 for r in front], [r["mean"] for r in front], where="post",
+            color="gray", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_xlabel("weight bytes read per time step (KiB, from the measured zero states)")
     ax.set_ylabel(f"test {rows[0]['metric']}")
-    ax.set_title(f"{study}: accuracy against inference cost (red: pruned states; o fp, ^ ternary, s binary)",
-                 fontsize=9)
+    ax.set_title(f"{study}: the frontier (named) and dominated rows (faint); red: pruned states;\n"
+                 "o fp, ^ ternary, s binary; hollow: trained past the recipe's budget", fontsize=9)
     ax.grid(alpha=0.3)
     name = f"frontier-{study}.png"
     fig.tight_layout()
     fig.savefig(HERE / name, dpi=110)
     plt.close(fig)
     return name
+
+
+def frontier_text(rows: list[dict]) -> str:
+    fmt = (lambda v: f"{v:.1%}") if rows[0]["metric"] == "accuracy" else (lambda v: f"{v:.3f}")
+
+    def names(rs: list[dict]) -> str:
+        return " → ".join(f"`{r['row']}` ({fmt(r['mean'])}, {r['cost']['bytes'] / 1024:,.1f} KiB"
+                          + (f", {budget(r):g}x the budget" if budget(r) != 1 else "") + ")" for r in frontier(rs))
+    same = [r for r in rows if budget(r) == 1]
+    return ("The frontier, cheapest first (no row is better at the same or a lower cost; every row not named "
+            f"is dominated by one of these): at any budget {names(rows)}"
+            + (f"; at the recipe's budget alone {names(same)}" if same and len(same) < len(rows) else "") + ".")
 
 
 def papers_table(task: str) -> str:
@@ -234,6 +272,7 @@ def main() -> int:
         parts.append(f"### {TITLES.get(study, study)}\n\nBudget: `{recipe}` (every row), 1 thread per run "
                      f"(on the CPU, or one GPU where the last column says so; evaluation on the CPU). Rows differ "
                      f"by the flags shown.\n\n{table(rows)}\n\n![frontier]({plot(study, rows)})\n\n"
+                     f"{frontier_text(rows)}\n\n"
                      f"{papers_table(task)}\n")
         print(parts[-1])
     gpu = paper_gpu_section()
