@@ -47,33 +47,41 @@ def configs(which: str, lanes: int = LANES) -> list[tuple]:
     return {"demo": demo, "largest": largest, "all": demo + largest, "ternary-demo": demo[:1]}[which]
 
 
-def run(model: str | None, workdir: str, which: str, modes: tuple = MODES, lanes: int = LANES) -> None:
+def run(model: str | None, workdir: str, which: str, modes: tuple = MODES, lanes: int = LANES,
+        scan_chunk: int | None = None) -> None:
     from leanrnn.rtl.fpga import run_fpga
 
     old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
-    key = lambda r: (r["mode"], r["input_size"], r["hidden"], r["lanes"])  # noqa: E731
+    key = lambda r: (r["mode"], r["input_size"], r["hidden"], r["lanes"], r.get("scan_chunk"))  # noqa: E731
 
     def save(rows):  # after every row: a long run that stops keeps what it finished; other rows stay
         new = {key(r) for r in rows}
         merged = sorted([r for r in old if key(r) not in new] + rows,
-                        key=lambda r: (r["hidden"] != H_DEMO, -r["lanes"], r["hidden"], MODES.index(r["mode"])))
+                        key=lambda r: (r["hidden"] != H_DEMO, -r["lanes"], r["hidden"], MODES.index(r["mode"]),
+                                       r.get("scan_chunk") or 0))
         OUT.write_text(json.dumps({"part": PART, "model": model, "rows": merged, "peers": PEERS},
                                   indent=1))
         print(f"wrote {OUT} ({len(merged)} rows, {len(rows)} from this run)")
 
-    run_fpga([c for c in configs(which, lanes) if c[0] in modes], workdir, PART, model=model, on_row=save)
+    run_fpga([c for c in configs(which, lanes) if c[0] in modes], workdir, PART, model=model, on_row=save,
+             scan_chunk=scan_chunk)
+
+
+def scanner(r: dict) -> str:
+    return f"chunks of {r['scan_chunk']}" if r.get("scan_chunk") else "flat"
 
 
 def markdown(data: dict) -> str:
     name = {"ternary": "ternary zero-skip", "binary": "binary zero-skip", "int8": "8-bit MAC, zero-skip"}
     lines = [(f"Part {data['part']} (CABGA381, speed grade 6), 16-bit states, two accumulator banks; time per step "
               "at the state density of the trace column (dense: every state column)."), "",
-             ("| datapath | lanes | input x hidden | weights (Kbit) | LUT4 | FF | DP16KD | MULT18X18D | Fmax (MHz) | "
-              "cycles/step | µs/step | µs/step, dense states | effective GOp/s | state trace |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             ("| datapath | lanes | scanner | input x hidden | weights (Kbit) | LUT4 | FF | DP16KD | MULT18X18D "
+              "| Fmax (MHz) | cycles/step | µs/step | µs/step, dense states | effective GOp/s | state trace |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in data["rows"]:
         lines.append(
-            f"| {name[r['mode']]} | {r['lanes']} | {r['input_size']} x {r['hidden']} | {r['weight_kbit']:.0f} | "
+            f"| {name[r['mode']]} | {r['lanes']} | {scanner(r)} | {r['input_size']} x {r['hidden']} "
+            f"| {r['weight_kbit']:.0f} | "
             f"{r['lut4']} / {r['lut4_available']} | {r['ff']} / {r['ff_available']} | "
             f"{r['dp16kd']} / {r['dp16kd_available']} | {r['mult18x18d']} / {r['mult18x18d_available']} | "
             f"{r['fmax_mhz']:.1f} | {r['cycles_per_step']:.0f} | {r['us_per_step']:.2f} | "
@@ -97,11 +105,13 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
                     help="which datapaths (default: all three)")
     ap.add_argument("--lanes", type=int, default=LANES, help="datapath lanes (default: %(default)s)")
+    ap.add_argument("--scan-chunk", type=int, help="the zero-skip scanner in chunks of this many mask bits (a "
+                    "power of two; default: one flat chain over the whole mask)")
     args = ap.parse_args()
     if args.markdown:
         print(markdown(json.loads(OUT.read_text())))
     else:
-        run(args.model, args.workdir, args.configs, tuple(args.modes), args.lanes)
+        run(args.model, args.workdir, args.configs, tuple(args.modes), args.lanes, args.scan_chunk)
 
 
 if __name__ == "__main__":

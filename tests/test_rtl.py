@@ -34,8 +34,8 @@ async def _start_and_count(ctx, dut) -> int:
     return n
 
 
-def run_matvec(codes, h, mode, skip=True, reload_codes=None):
-    dut = SparseMatVec(codes.tolist(), mode, 12, 24, skip=skip)
+def run_matvec(codes, h, mode, skip=True, reload_codes=None, scan_chunk=None):
+    dut = SparseMatVec(codes.tolist(), mode, 12, 24, skip=skip, scan_chunk=scan_chunk)
     res = {}
 
     async def tb(ctx):
@@ -57,13 +57,14 @@ def run_matvec(codes, h, mode, skip=True, reload_codes=None):
 @pytest.mark.parametrize("mode", ["ternary", "binary"])
 @pytest.mark.parametrize("density", [0.0, 0.3, 1.0])
 @pytest.mark.parametrize("skip", [True, False])
-def test_matvec_bit_exact_and_cycles_match_model(mode, density, skip):
+@pytest.mark.parametrize("scan_chunk", [None, 4])
+def test_matvec_bit_exact_and_cycles_match_model(mode, density, skip, scan_chunk):
     rng = np.random.default_rng(int(density * 10) + (mode == "binary"))
     cols, rows = 10, 6
     codes = rng.choice([-1, 0, 1] if mode == "ternary" else [-1, 1], size=(cols, rows))
     h = rng.integers(-2048, 2048, cols)
     h[rng.random(cols) >= density] = 0
-    res = run_matvec(codes, h, mode, skip)
+    res = run_matvec(codes, h, mode, skip, scan_chunk=scan_chunk)
     assert np.array_equal(res["acc"], (codes * h[:, None]).sum(0))  # integer reference
     K = int((h != 0).sum()) if skip else cols
     model = matvec_cycles(Accel(pes=1, lanes=rows, weight_bits=2 if mode == "ternary" else 1), rows, K)
@@ -124,12 +125,13 @@ def test_weight_port_rewrites_columns():
     assert np.array_equal(res["acc"], (new * h[:, None]).sum(0))
 
 
-def test_scanner_walks_set_bits_in_order():
-    dut = ZeroSkipScanner(9)
+def scan(width: int, mask: int, chunk: int | None = None) -> list[int]:
+    """The indices the scanner yields, one per cycle from the cycle after ``load``."""
+    dut = ZeroSkipScanner(width, chunk)
     seen = []
 
     async def tb(ctx):
-        ctx.set(dut.mask_in, 0b100100110)
+        ctx.set(dut.mask_in, mask)
         ctx.set(dut.load, 1)
         await ctx.tick()
         ctx.set(dut.load, 0)
@@ -142,7 +144,28 @@ def test_scanner_walks_set_bits_in_order():
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
-    assert seen == [1, 2, 5, 8]
+    return seen
+
+
+def test_scanner_walks_set_bits_in_order():
+    assert scan(9, 0b100100110) == [1, 2, 5, 8]
+
+
+@pytest.mark.parametrize("width,chunk", [(9, 4), (37, 8), (64, 16), (5, 2), (8, 8)])
+def test_chunked_scanner_yields_the_flat_scanners_indices(width, chunk):
+    """Chunks (the last one partial where ``chunk`` does not divide the width, an empty chunk between
+    live ones, the top bit alone, an empty mask): the same indices in the same cycles as the flat chain."""
+    rng = np.random.default_rng(width)
+    masks = [0, 1 << (width - 1), (1 << width) - 1, 1 | 1 << (width - 1)]
+    masks += [int("".join(rng.choice(["0", "1"], width, p=[0.8, 0.2])), 2) for _ in range(4)]
+    for mask in masks:
+        want = [i for i in range(width) if mask >> i & 1]
+        assert scan(width, mask, chunk) == want == scan(width, mask), hex(mask)
+
+
+def test_scanner_rejects_a_chunk_that_is_not_a_power_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        ZeroSkipScanner(16, 6)
 
 
 def test_verilog_and_cli(tmp_path):

@@ -87,26 +87,65 @@ PE_CLASS = {"ternary": TernaryPE, "binary": BinaryPE, "int8": MacPE}
 
 class ZeroSkipScanner(wiring.Component):
     """``load`` takes ``mask_in``; then while ``valid``, ``index`` is the lowest set bit, cleared on
-    ``next``. The lowest bit is ``mask & -mask`` (a carry chain) and its index an OR tree, so the
-    path grows with log2 of the width, not with the width."""
+    ``next``: one index per cycle, lowest first.
 
-    def __init__(self, width: int):
+    Flat (``chunk=None``): the lowest bit is ``mask & -mask``, a carry chain as long as the mask, and its
+    index an OR tree. Chunked (``chunk=C``, a power of two): the mask is kept in ``C``-bit chunks with a
+    register of which chunks still hold a set bit; a step picks the lowest such chunk (a chain of
+    ``width / C`` bits), selects it and takes its lowest bit (a chain of ``C`` bits). Same indices in the
+    same cycles; on an FPGA the two short chains replace one long one (the flat chain over a 320-bit
+    mask is the critical path of the ECP5 build)."""
+
+    def __init__(self, width: int, chunk: int | None = None):
+        if chunk is not None and (chunk < 2 or chunk & (chunk - 1)):
+            raise ValueError(f"chunk={chunk} must be a power of two >= 2 (or None for a flat scanner)")
         self.width = width
+        self.chunk = chunk if chunk is not None and chunk < width else None
         super().__init__({"load": In(1), "mask_in": In(width), "next": In(1),
                           "valid": Out(1), "index": Out(range(max(width, 2)))})
 
+    @staticmethod
+    def _encode(m: Module, out, onehot, n: int) -> None:
+        for b in range(len(out)):
+            bits = [onehot[i] for i in range(n) if i >> b & 1]
+            m.d.comb += out[b].eq(Cat(*bits).any() if bits else 0)
+
     def elaborate(self, platform):
         m = Module()
-        mask = Signal(self.width)
-        lowest = Signal(self.width)
-        m.d.comb += [self.valid.eq(mask != 0), lowest.eq(mask & -mask)]
-        for b in range(len(self.index)):
-            bits = [lowest[i] for i in range(self.width) if i >> b & 1]
-            m.d.comb += self.index[b].eq(Cat(*bits).any() if bits else 0)
+        if self.chunk is None:
+            mask = Signal(self.width)
+            lowest = Signal(self.width)
+            m.d.comb += [self.valid.eq(mask != 0), lowest.eq(mask & -mask)]
+            self._encode(m, self.index, lowest, self.width)
+            with m.If(self.load):
+                m.d.sync += mask.eq(self.mask_in)
+            with m.Elif(self.next & self.valid):
+                m.d.sync += mask.eq(mask & ~lowest)
+            return m
+        C = self.chunk
+        n = math.ceil(self.width / C)
+        chunks = [Signal(C, name=f"chunk{c}") for c in range(n)]
+        live = Signal(n)      # chunk c still holds a set bit
+        first = Signal(n)     # the lowest live chunk, one-hot
+        part = Signal(C)      # its bits
+        low = Signal(C)       # their lowest, one-hot
+        m.d.comb += [first.eq(live & -live), self.valid.eq(live != 0), low.eq(part & -part)]
+        sel = 0
+        for c in range(n):
+            sel = sel | Mux(first[c], chunks[c], 0)
+        m.d.comb += part.eq(sel)
+        bidx, cidx = Signal(C.bit_length() - 1), Signal(max(1, (n - 1).bit_length()))
+        self._encode(m, bidx, low, C)
+        self._encode(m, cidx, first, n)
+        m.d.comb += self.index.eq(Cat(bidx, cidx))
         with m.If(self.load):
-            m.d.sync += mask.eq(self.mask_in)
+            for c in range(n):
+                bits = self.mask_in[c * C: min((c + 1) * C, self.width)]
+                m.d.sync += [chunks[c].eq(bits), live[c].eq(bits != 0)]
         with m.Elif(self.next & self.valid):
-            m.d.sync += mask.eq(mask & ~lowest)
+            for c in range(n):
+                with m.If(first[c]):
+                    m.d.sync += [chunks[c].eq(chunks[c] & ~low), live[c].eq(part != low)]
         return m
 
 
@@ -121,17 +160,19 @@ class SparseMatVec(wiring.Component):
     go to bank 0 and the rest (the state) to bank 1. ``writable`` adds a port that rewrites weight
     words (``w_addr = g * cols + j``). After ``start``, ``valid`` marks the cycle in which ``acc`` holds
     group ``group``'s sums (they are cleared the next cycle unless it was the last group); ``done``
-    comes with the last group's ``valid``, and those sums stay until the next ``start``.
+    comes with the last group's ``valid``, and those sums stay until the next ``start``. ``scan_chunk``
+    picks the scanner's structure (``ZeroSkipScanner``'s ``chunk``); it changes timing paths, not cycles.
     """
 
     def __init__(self, codes, mode: str = "ternary", act_width: int = 12, acc_width: int | None = None,
-                 skip: bool = True, split: int | None = None, lanes: int | None = None, writable: bool = True):
+                 skip: bool = True, split: int | None = None, lanes: int | None = None, writable: bool = True,
+                 scan_chunk: int | None = None):
         self.mode = check_mode(mode)
         self.cols, self.rows = len(codes), len(codes[0])
         self.lanes = lanes or self.rows
         self.groups = math.ceil(self.rows / self.lanes)
         self.banks = 1 if split is None else 2
-        self.split, self.skip, self.act_width = split, skip, act_width
+        self.split, self.skip, self.act_width, self.scan_chunk = split, skip, act_width, scan_chunk
         wb = CODE_BITS[mode]
         self.acc_width = acc_width or _acc_width(act_width, wb, self.cols)
         pad = {"ternary": 0, "binary": 1, "int8": 0}[mode]  # the code of rows past the last one
@@ -163,7 +204,7 @@ class SparseMatVec(wiring.Component):
         if "w_we" in self.signature.members:
             w_wr = weights.write_port()
             m.d.comb += [w_wr.addr.eq(self.w_addr), w_wr.data.eq(self.w_data), w_wr.en.eq(self.w_we)]
-        m.submodules.scan = scan = ZeroSkipScanner(cols)
+        m.submodules.scan = scan = ZeroSkipScanner(cols, self.scan_chunk)
         mask = Signal(cols)  # the non-zero state entries, kept as they are written
         m.d.comb += [s_wr.addr.eq(self.h_addr), s_wr.data.eq(self.h_data), s_wr.en.eq(self.h_we)]
         with m.If(self.h_we):

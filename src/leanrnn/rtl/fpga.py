@@ -65,9 +65,11 @@ def random_codes(input_size: int, hidden: int, mode: str, seed: int = 0) -> np.n
     return rng.choice(vals, shape) if vals else rng.integers(-128, 128, shape)
 
 
-def datapath(input_size: int, hidden: int, mode: str, lanes: int, act_bits: int = 16, seed: int = 0) -> FpgaTop:
+def datapath(input_size: int, hidden: int, mode: str, lanes: int, act_bits: int = 16, seed: int = 0,
+             scan_chunk: int | None = None) -> FpgaTop:
     codes = random_codes(input_size, hidden, mode, seed).tolist()
-    return FpgaTop(SparseMatVec(codes, mode, act_bits, skip=True, split=input_size, lanes=lanes, writable=False))
+    return FpgaTop(SparseMatVec(codes, mode, act_bits, skip=True, split=input_size, lanes=lanes, writable=False,
+                                scan_chunk=scan_chunk))
 
 
 def _tool(name: str) -> str:
@@ -200,21 +202,24 @@ def largest_hidden(mode: str, input_size: int, lanes: int, blocks: int = 208, st
 
 
 def run_fpga(configs, workdir: str | Path = "build/fpga", part: str = "LFE5UM-85F", model: str | Path | None = None,
-             state_density: float = 0.0837, log=print, reuse: bool = True, on_row=None) -> list[dict]:
+             state_density: float = 0.0837, log=print, reuse: bool = True, on_row=None,
+             scan_chunk: int | None = None) -> list[dict]:
     """Place and route each ``(mode, input_size, hidden, lanes)`` of ``configs`` on ``part`` and time
     one LSTM step (``step_time``); returns one row per configuration (``on_row`` sees each as it
-    comes). Finished runs found in ``workdir`` are reused (``place_and_route``)."""
+    comes). Finished runs found in ``workdir`` are reused (``place_and_route``). ``scan_chunk``: the
+    zero-skip scanner's chunk (``ZeroSkipScanner``; None: flat)."""
     rows = []
     for mode, X, H, lanes in configs:
-        top = f"{mode}_x{X}_h{H}_l{lanes}"
+        top = f"{mode}_x{X}_h{H}_l{lanes}" + (f"_c{scan_chunk}" if scan_chunk else "")
         log(f"{top}: synthesis, place and route on {part} ...")
-        res = place_and_route(datapath(X, H, mode, lanes), top, Path(workdir) / top, part, reuse=reuse)
+        res = place_and_route(datapath(X, H, mode, lanes, scan_chunk=scan_chunk), top, Path(workdir) / top, part,
+                              reuse=reuse)
         try:  # a model of another shape times only the sizes it has
             t = step_time(mode, X, H, lanes, res["fmax_mhz"], model, state_density)
         except ValueError:
             t = step_time(mode, X, H, lanes, res["fmax_mhz"], None, state_density)
         dense = step_time(mode, X, H, lanes, res["fmax_mhz"], state_density=1.0)
-        row = {"mode": mode, "input_size": X, "hidden": H, "lanes": lanes, **res,
+        row = {"mode": mode, "input_size": X, "hidden": H, "lanes": lanes, "scan_chunk": scan_chunk, **res,
                "weight_kbit": 4 * H * (X + H) * CODE_BITS[mode] / 1024,
                "cycles_per_step": t.cycles, "us_per_step": t.us, "gops": t.gops, "state_density": t.state_density,
                "trace": t.source, "us_per_step_dense": dense.us}
