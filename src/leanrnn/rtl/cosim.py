@@ -75,16 +75,16 @@ endmodule
 
 
 def run_icarus(layer: FixedLayer, xs, mode: str = "ternary", workdir: str | Path = "build/cosim",
-               timeout: float = 300) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Simulate ``LstmStep(layer, mode)`` from its Verilog over the integer input vectors ``xs`` (one
-    per step, from a zero state): ``(cycles, h, c)`` per step."""
+               timeout: float = 300, scan_chunk: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Simulate ``LstmStep(layer, mode, scan_chunk)`` from its Verilog over the integer input vectors ``xs``
+    (one per step, from a zero state): ``(cycles, h, c)`` per step."""
     if not icarus_available():
         raise FileNotFoundError("Icarus Verilog is not installed (Debian/Ubuntu: apt-get install iverilog)")
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     top = "leanrnn_lstm_step"
     X, H = layer.codes_ih.shape[0], layer.hidden
-    (work / f"{top}.v").write_text(to_verilog(LstmStep(layer, mode), top))
+    (work / f"{top}.v").write_text(to_verilog(LstmStep(layer, mode, scan_chunk), top))
     (work / "tb.v").write_text(_testbench(top, X, H, layer.fmt, xs))
     for cmd in (["iverilog", "-g2005", "-o", "sim", "tb.v", f"{top}.v"], ["vvp", "-n", "sim"]):
         r = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout, check=False)

@@ -29,10 +29,10 @@ class LstmStep(wiring.Component):
     #: (An all-zero input and state saves one more cycle.)
     OVERHEAD = 3
 
-    def __init__(self, layer: FixedLayer, mode: str = "ternary"):
+    def __init__(self, layer: FixedLayer, mode: str = "ternary", scan_chunk: int | None = None):
         if mode not in ("ternary", "binary"):
             raise ValueError(f"mode={mode!r}: the LSTM step runs ternary or binary weights")
-        self.layer, self.mode = layer, mode
+        self.layer, self.mode, self.scan_chunk = layer, mode, scan_chunk
         f = layer.fmt
         self.X, self.H = layer.codes_ih.shape[0], layer.hidden
         self.T = layer.s_ih.shape[0]
@@ -48,7 +48,7 @@ class LstmStep(wiring.Component):
         m = Module()
         codes = np.vstack([L.codes_ih, L.codes_hh]).tolist()
         m.submodules.mv = mv = SparseMatVec(codes, self.mode, f.act_bits, self.acc_bits, skip=True, split=X,
-                                           writable=False)
+                                           writable=False, scan_chunk=self.scan_chunk)
         k = Signal(range(max(H, 2)))
         t = Signal(range(max(self.T, 2)))
         acc_x, acc_h = Array(mv.acc[0]), Array(mv.acc[1])
