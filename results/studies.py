@@ -25,6 +25,7 @@ ROWS_LM = {
     "fp-bn": ["--batch-norm"],
     "fp-bn-x2": ["--batch-norm", "--epochs", "6"],  # the fine-tuned rows' budget in all: the text twice
     "fp-sp90": ["--state-sparsity", "0.9"],
+    "fp-bn-sp90": ["--batch-norm", "--state-sparsity", "0.9"],  # pruning's cost apart from the weights'
     "binary-bn": ["--weights", "binary", *PAPER],
     "ternary-bn": ["--weights", "ternary", *PAPER],
     "ternary-bn-sp90": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9"],
