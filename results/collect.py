@@ -143,11 +143,15 @@ def table(rows: list[dict]) -> str:
 
 
 def budget(r: dict) -> float:
-    """A row's training budget in units of its recipe's: its epochs over the recipe's, plus one for a run
-    fine-tuned from a finished run (``--init-from``: every such start point trained at the recipe's budget)."""
+    """A row's training budget in units of its recipe's: its epochs over the recipe's, plus the budget of
+    the run it was fine-tuned from (``--init-from``), and so on down the chain."""
     epochs = yaml.safe_load(Path(r["recipe"]).read_text())["epochs"]
-    cfg = json.loads((Path(r["runs"][0]) / "config.json").read_text())
-    return cfg["epochs"] / epochs + (1 if "--init-from" in r["flags"] else 0)
+    total, d = 0.0, Path(r["runs"][0])
+    while d is not None and (d / "config.json").exists():
+        cfg = json.loads((d / "config.json").read_text())
+        total += cfg["epochs"] / epochs
+        d = Path(cfg["init_from"]) if cfg.get("init_from") else None
+    return total
 
 
 def frontier(rows: list[dict], slack: float = 1.05) -> list[dict]:

@@ -140,6 +140,19 @@ ROWS_DO = {
     "fp-sp90-do-h256-e200": ["--state-sparsity", "0.9", *DO, "--hidden", "256", "--epochs", "200"],
     "ternary-wn-sp90-do-h256-e200": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
                                      "--hidden", "256", "--epochs", "200"],
+    # ternary fine-tuned from the same seed's pruned fp model of that width (its weights already work with
+    # 90% zero states) and distilled from it: 40 more epochs (6x the recipe's budget in all) or 200 (10x)
+    "ternary-wn-sp90-do-h256-ft-kd-e40": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
+                                          "--hidden", "256", "--init-from", "{study}/fp-sp90-do-h256-e200-s{seed}",
+                                          "--teacher", "{study}/fp-sp90-do-h256-e200-s{seed}"],
+    "ternary-wn-sp90-do-h256-ft-kd-e200": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
+                                           "--hidden", "256", "--epochs", "200", "--init-from",
+                                           "{study}/fp-sp90-do-h256-e200-s{seed}", "--teacher",
+                                           "{study}/fp-sp90-do-h256-e200-s{seed}"],
+    # the same at the recipe's width, from the pruned fp run with weight norm (fashion-mnist)
+    "ternary-wn-sp90-do-ftp-kd": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9", *DO,
+                                  "--init-from", "{study}/fp-wn-sp90-do-s{seed}", "--teacher",
+                                  "{study}/fp-wn-sp90-do-s{seed}"],
     # the frontier's other sparsities
     "fp-sp50-do": ["--state-sparsity", "0.5", *DO],
     "fp-sp75-do": ["--state-sparsity", "0.75", *DO],
