@@ -105,13 +105,13 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
                     help="which datapaths (default: all three)")
     ap.add_argument("--lanes", type=int, default=LANES, help="datapath lanes (default: %(default)s)")
-    ap.add_argument("--scan-chunk", type=int, help="the zero-skip scanner in chunks of this many mask bits (a "
-                    "power of two; default: one flat chain over the whole mask)")
+    ap.add_argument("--scan-chunk", type=int, default=16, help="the zero-skip scanner in chunks of this many mask "
+                    "bits, a power of two (default %(default)s); 0: one flat chain over the whole mask")
     args = ap.parse_args()
     if args.markdown:
         print(markdown(json.loads(OUT.read_text())))
     else:
-        run(args.model, args.workdir, args.configs, tuple(args.modes), args.lanes, args.scan_chunk)
+        run(args.model, args.workdir, args.configs, tuple(args.modes), args.lanes, args.scan_chunk or None)
 
 
 if __name__ == "__main__":

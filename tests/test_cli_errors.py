@@ -155,6 +155,8 @@ CASES = [
     ("rtl fixed missing", ["rtl", "fixed", "{t}/nope.lrnn"], "does not exist"),
     ("rtl fixed a run", ["rtl", "fixed", "{t}/run"], "is a run directory"),
     ("rtl report into a file", ["rtl", "report", "-o", "{t}/text.txt"], "is a file"),
+    ("rtl fpga scanner chunk", ["rtl", "fpga", "--scan-chunk", "6", "-o", "{t}/f"], "--scan-chunk 6 must be a power"),
+    ("rtl fpga state density", ["rtl", "fpga", "--state-density", "0", "-o", "{t}/f"], "--state-density 0.0 must"),
     # plot
     ("plot to .txt", ["plot", "{t}/run", "-o", "{t}/plot.txt"], ".png"),
     ("plot to a folder", ["plot", "{t}/run", "-o", "{t}/dir"], "is a directory"),

@@ -34,6 +34,10 @@ def add_parsers(sub) -> dict:
     fp.add_argument("--model", help="a one-layer .lrnn whose zero-state trace times the step (else --state-density)")
     fp.add_argument("--state-density", type=float, default=0.0837,
                     help="assumed fraction of non-zero states without --model (default 0.0837)")
+    fp.add_argument("--scan-chunk", type=int, default=16,
+                    help="the zero-skip scanner in chunks of this many mask bits, a power of two (default 16: "
+                         "two short carry chains instead of one over the whole mask, a faster clock at the same "
+                         "cycles); 0 for one flat chain")
     fp.add_argument("-o", "--output", default="build/fpga", help="work folder; finished runs there are reused")
     return {"rtl": run}
 
@@ -43,9 +47,12 @@ def fpga(args) -> None:
     if not 0.0 < args.state_density <= 1.0:
         raise checks.CliError(f"--state-density {args.state_density} must be in (0, 1]; "
                               "it is the fraction of non-zero hidden states")
+    c = args.scan_chunk
+    if c != 0 and (c < 2 or c & (c - 1)):
+        raise checks.CliError(f"--scan-chunk {c} must be a power of two >= 2, or 0 for a flat scanner")
     model = checks.model_file(args.model) if args.model else None
     run_fpga([(m, args.input_size, args.hidden, args.lanes) for m in args.modes], checks.output_dir(args.output, "-o"),
-             args.part, model=model, state_density=args.state_density)
+             args.part, model=model, state_density=args.state_density, scan_chunk=c or None)
 
 
 def generate(args) -> None:
