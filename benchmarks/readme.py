@@ -1,4 +1,5 @@
-"""Rewrite README.md's tables from the committed JSON, so no number in it is typed by hand.
+"""Rewrite README.md's (and docs/synthesis.md's) tables from the committed JSON, so no number in them is
+typed by hand.
 
     python benchmarks/readme.py
 
@@ -18,24 +19,28 @@ TABLES = {
     "bench_train": ("benchmarks/bench_train.json", [sys.executable, "benchmarks/bench_train.py", "--markdown"]),
     "bench_runtime": ("benchmarks/bench_runtime.json", [sys.executable, "benchmarks/bench_runtime.py", "--markdown"]),
     "hw_papers": ("benchmarks/hw_papers.json", [sys.executable, "benchmarks/hw_papers.py", "--markdown"]),
+    "fpga": ("benchmarks/fpga.json", [sys.executable, "benchmarks/fpga.py", "--markdown"]),
 }
+DOCS = {"README.md": ["demo", "bench_train", "bench_runtime", "hw_papers"], "docs/synthesis.md": ["fpga"]}
 
 
 def main() -> int:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    for name, (artifact, cmd) in TABLES.items():
-        begin, end = f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
-        if begin not in text or end not in text:
-            print(f"README.md has no {begin} ... {end}; skipped")
-            continue
-        if not (ROOT / artifact).exists():
-            print(f"{artifact} is missing; run the benchmark first; {name} left as it is")
-            continue
-        table = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
-        text = text[: text.index(begin) + len(begin)] + "\n" + table + "\n" + text[text.index(end):]
-        print(f"{name}: {len(table.splitlines())} lines from {artifact}")
-    readme.write_text(text)
+    for doc, names in DOCS.items():
+        path = ROOT / doc
+        text = path.read_text()
+        for name in names:
+            artifact, cmd = TABLES[name]
+            begin, end = f"<!-- table:{name} -->", f"<!-- /table:{name} -->"
+            if begin not in text or end not in text:
+                print(f"{doc} has no {begin} ... {end}; skipped")
+                continue
+            if not (ROOT / artifact).exists():
+                print(f"{artifact} is missing; run the benchmark first; {name} left as it is")
+                continue
+            table = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+            text = text[: text.index(begin) + len(begin)] + "\n" + table + "\n" + text[text.index(end):]
+            print(f"{doc} {name}: {len(table.splitlines())} lines from {artifact}")
+        path.write_text(text)
     return 0
 
 

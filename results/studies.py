@@ -88,6 +88,11 @@ ROWS_KD = {"ternary-bnsh-sp90-kd": ["--weights", "ternary", *SHARED, "--state-sp
            "ternary-bn-kd-ft-lr-rs-det": ["--weights", "ternary", "--batch-norm", "--no-stochastic", "--teacher",
                                           "{study}/fp-bn-s{seed}", "--init-from", "{study}/fp-bn-s{seed}",
                                           "--init-rescale", "--lr", "0.0015", "--lr-final", "0.00045"],
+           # ... from the same seed's pruned fp + BN run (weights that already work with the zeros), distilled
+           # from it
+           "ternary-bn-sp90-kd-ftp-lr": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--teacher",
+                                         "{study}/fp-bn-sp90-s{seed}", "--init-from", "{study}/fp-bn-sp90-s{seed}",
+                                         "--lr", "0.0015", "--lr-final", "0.00045"],
            "binary-bn-kd-ft-lr": ["--weights", "binary", *PAPER, "--teacher", "{study}/fp-bn-s{seed}",
                                   "--init-from", "{study}/fp-bn-s{seed}", "--lr", "0.0015", "--lr-final", "0.00045"],
            # ... with the latent weights clipped to [-a, a] after each step (--clip-latent, BinaryConnect's rule)
