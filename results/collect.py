@@ -66,7 +66,9 @@ def evaluate(d: Path) -> dict:
     p = d / "eval_test.json"
     best = d / f"{which(d)}.pt"
     if p.exists() and p.stat().st_mtime >= best.stat().st_mtime:
-        return json.loads(p.read_text())
+        m = json.loads(p.read_text())
+        if "vocab_size" in m and "metric_name" in m:  # (``leanrnn eval`` writes the file without them)
+            return m
     cfg, model, vocab = load_run(d, which(d))
     m = evaluate_split(cfg, model, load_data(cfg), "test")
     m["metric_name"] = METRIC[cfg.task]
