@@ -51,10 +51,11 @@ def run(model: str | None, workdir: str, which: str, modes: tuple = MODES, lanes
         scan_chunk: int | None = None) -> None:
     from leanrnn.rtl.fpga import run_fpga
 
-    old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
     key = lambda r: (r["mode"], r["input_size"], r["hidden"], r["lanes"], r.get("scan_chunk"))  # noqa: E731
 
-    def save(rows):  # after every row: a long run that stops keeps what it finished; other rows stay
+    def save(rows):  # after every row: a long run that stops keeps what it finished; other rows stay (read
+        # again at each save, so that two runs at once keep each other's rows)
+        old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
         new = {key(r) for r in rows}
         merged = sorted([r for r in old if key(r) not in new] + rows,
                         key=lambda r: (r["hidden"] != H_DEMO, -r["lanes"], r["hidden"], MODES.index(r["mode"]),
