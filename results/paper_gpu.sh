@@ -16,7 +16,11 @@
 # where the 16-epoch schedule stands after 6: 2e-3 * 0.5^(6/16)), so that seeds 0-2 are comparable.
 # "seeds-shakespeare": shakespeare fp + BN and ternary + BN for seeds 1 and 2, 1,250 steps (the first set's
 # shakespeare runs) on that schedule (5 epochs to 2e-3 * 0.5^(5/16)).
-# "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu); "seeds-tiny" both.
+# "long": the same schedule run twice as far (12 epochs of 250 steps, lr_final 2e-3 * 0.5^(12/16)), so its first
+# 1,500 steps are the seed runs' (fp + BN on linux peaked at 1,000 steps in all three seeds and is not re-run):
+# linux ternary + BN, ternary + BN + 90% zeros and fp + BN + 90% zeros, shakespeare fp + BN and ternary + BN,
+# seed 0, each until 3,000 steps or the time limit. Does the low-bit models' gap close with training?
+# "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu); "seeds-tiny" and "long-tiny" both.
 set -u
 DEV=$1; TL=$2; O=$3; D=$4; MODE=${5:-}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
@@ -29,14 +33,21 @@ C="--device $DEV --threads 1 --no-progress"
 LM="--epochs 16 --steps-per-epoch 250 --checkpoint-every 50"
 IM="--epochs 10 --steps-per-epoch 100 --checkpoint-every 25"
 SEEDS="--epochs 6 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0015422108"
+LONG="--epochs 12 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0011892071"
 SEEDS_S="--epochs 5 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0016104903"
 if [ "${MODE%tiny}" != "$MODE" ]; then
-  SEEDS="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; SEEDS_S=$SEEDS
+  SEEDS="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; SEEDS_S=$SEEDS; LONG=$SEEDS
   LM="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; IM="--epochs 2 --steps-per-epoch 2 --hidden 8 --max-examples 200"
 fi
 PL=recipes/paper-char-linux.yaml; PS=recipes/paper-char-shakespeare.yaml; PF=recipes/paper-seq-fashion-mnist.yaml
 run() { n=$1; shift; timeout -s TERM $TL python3 -m leanrnn.cli train --out $R/$n "$@" $C > $R/$n.log 2>&1; echo "$n train rc=$?" >> $R/rc.txt; }
-if [ "${MODE#seeds-shakespeare}" != "$MODE" ]; then
+if [ "${MODE#long}" != "$MODE" ]; then
+run linux-ternary-bn-long-s0 --recipe $PL $L $LONG &
+run linux-ternary-bn-sp90-long-s0 --recipe $PL $L --state-sparsity 0.9 $LONG &
+run linux-fp-bn-sp90-long-s0 --recipe $PL $L --weights fp --state-sparsity 0.9 $LONG &
+run shakespeare-fp-bn-long-s0 --recipe $PS $S --weights fp $LONG &
+run shakespeare-ternary-bn-long-s0 --recipe $PS $S $LONG &
+elif [ "${MODE#seeds-shakespeare}" != "$MODE" ]; then
 for seed in 1 2; do
   run shakespeare-fp-bn-s$seed --recipe $PS $S --weights fp --seed $seed $SEEDS_S &
   run shakespeare-ternary-bn-s$seed --recipe $PS $S --seed $seed $SEEDS_S &

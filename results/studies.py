@@ -2,8 +2,9 @@
 
 Each study is a recipe (its fixed budget) and a list of rows (flags that differ) x seeds. A run that
 has finished is skipped, one with a checkpoint is resumed, the rest start; ``--workers`` runs go at once,
-one thread each. Killing this script (or the session) loses at most ``checkpoint_every`` steps per run:
-start it again and it carries on.
+one thread each; a row that starts from or distils another run (``--init-from``, ``--teacher``)
+starts once that run has finished. Killing this script (or the session) loses at most
+``checkpoint_every`` steps per run: start it again and it carries on.
 
     python results/studies.py linux --workers 2          # the rows of STUDIES["linux"]
     python results/studies.py linux --list               # what is done, running or left
@@ -231,6 +232,25 @@ def clear_unstarted(d: Path) -> None:
                 (d / name).unlink()
 
 
+def depends_on(flags: list[str], study: str, seed: int) -> list[Path]:
+    """The runs whose weights a row reads (``--init-from``, ``--teacher``): they must have finished first."""
+    return [Path(flags[i + 1].format(study=Path("runs/fidelity") / study, seed=seed))
+            for i, f in enumerate(flags[:-1]) if f in ("--init-from", "--teacher")]
+
+
+def pick(pending: list[tuple[str, int]], rows: dict, study: str, training: set[Path]) -> tuple[int | None, bool]:
+    """``(k, True)``: ``pending[k]`` can start (the runs it reads have finished); ``(k, False)``: it never
+    can (a run it reads is neither finished, pending, training here nor elsewhere); ``(None, _)``: wait."""
+    for k, (r, s) in enumerate(pending):
+        deps = [p for p in depends_on(rows[r], study, s) if not finished(p)]
+        if not deps:
+            return k, True
+        queued = {run_dir(study, r2, s2) for r2, s2 in pending} | training
+        if not all(p in queued or running(p) for p in deps):
+            return k, False
+    return None, False
+
+
 def command(recipe: str, flags: list[str], seed: int, d: Path, device: str = "cpu") -> list[str]:
     """The run's ``leanrnn`` arguments: a resume where it has a checkpoint (on ``device``, wherever it
     started), else a new run."""
@@ -265,8 +285,15 @@ def main() -> int:
                if not finished(run_dir(args.study, r, s)) and not running(run_dir(args.study, r, s))]
     procs: list[tuple[subprocess.Popen, Path]] = []
     while pending or procs:
-        while pending and len(procs) < args.workers:
-            r, s = pending.pop(0)
+        while len(procs) < args.workers:
+            k, ready = pick(pending, rows, args.study, {d for _, d in procs})
+            if k is None:
+                break
+            r, s = pending.pop(k)
+            if not ready:
+                print(f"skip {run_dir(args.study, r, s)}: it needs a run this call neither trains nor finds "
+                      "finished (--init-from/--teacher); add its row", flush=True)
+                continue
             d = run_dir(args.study, r, s)
             clear_unstarted(d)
             argv = command(recipe, rows[r], s, d, args.device)

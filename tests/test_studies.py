@@ -1,0 +1,41 @@
+"""results/studies.py's scheduler: a row that starts from or distils another run waits for it."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("studies", Path(__file__).parents[1] / "results" / "studies.py")
+studies = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(studies)
+
+ROWS = {"fp": [], "ft": ["--init-from", "{study}/fp-s{seed}", "--teacher", "{study}/fp-s{seed}"]}
+
+
+def _finish(d: Path, epochs: int = 2) -> None:
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"epochs": epochs}))
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e + 1}) + "\n" for e in range(epochs)))
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_dependent_waits_until_its_run_has_finished(here):
+    pending = [("ft", 0), ("fp", 0)]
+    assert studies.pick(pending, ROWS, "x", set()) == (1, True)  # fp first although listed second
+    # fp training now (half done): ft waits
+    d = studies.run_dir("x", "fp", 0)
+    _finish(d, epochs=1)
+    (d / "config.json").write_text(json.dumps({"epochs": 2}))
+    assert studies.pick([("ft", 0)], ROWS, "x", {d}) == (None, False)
+    _finish(studies.run_dir("x", "fp", 1))
+    assert studies.pick([("ft", 1)], ROWS, "x", set()) == (0, True)
+
+
+def test_dependent_on_a_run_nobody_trains_is_dropped(here):
+    assert studies.pick([("ft", 3)], ROWS, "x", set()) == (0, False)
+    assert studies.depends_on(ROWS["ft"], "x", 3) == [Path("runs/fidelity/x/fp-s3")] * 2
