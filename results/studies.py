@@ -189,6 +189,16 @@ ROWS_DEMO = {
     "ternary-bnsh-sp90-kd-ft": [*T, *SH, *SP, *KD, "--init-from", "{study}/fp-s{seed}"],
     "ternary-wn-sp90-kd-ft": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}"],
     "ternary-bnsh-sp90-kd-do": [*T, *SH, *SP, *KD, "--no-prune-output"],
+    # fp with the low-bit rows' normalizations (and their learning rate): what quantization is measured against
+    "fp-bn": [*BN],
+    "fp-wn": ["--weight-norm"],
+    # four times the budget at the same constant learning rate: each epoch's validation bpc is the row at
+    # 1x, 2x, 3x, 4x the budget, so the gaps can be read against training length
+    "fp-x4": ["--lr", "0.006", "--epochs", "4"],
+    "fp-bn-x4": [*BN, "--epochs", "4"],
+    "ternary-bn-x4": [*T, *BN, "--epochs", "4"],
+    "ternary-bn-sp90-x4": [*T, *BN, *SP, "--epochs", "4"],
+    "binary-bn-x4": ["--weights", "binary", *BN, "--epochs", "4"],
     "ternary-wn-sp90-kd-ft-do": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}",
                                  "--no-prune-output"],
 }
