@@ -18,10 +18,11 @@ TABLES = {
     "demo": ("results/demo.json", [sys.executable, "-m", "leanrnn.cli", "demo", "--markdown", "results/demo.json"]),
     "bench_train": ("benchmarks/bench_train.json", [sys.executable, "benchmarks/bench_train.py", "--markdown"]),
     "bench_runtime": ("benchmarks/bench_runtime.json", [sys.executable, "benchmarks/bench_runtime.py", "--markdown"]),
+    "step_parts": ("benchmarks/step_parts.json", [sys.executable, "benchmarks/step_parts.py", "--markdown"]),
     "hw_papers": ("benchmarks/hw_papers.json", [sys.executable, "benchmarks/hw_papers.py", "--markdown"]),
     "fpga": ("benchmarks/fpga.json", [sys.executable, "benchmarks/fpga.py", "--markdown"]),
 }
-DOCS = {"README.md": ["demo", "bench_train", "bench_runtime", "hw_papers"], "docs/synthesis.md": ["fpga"]}
+DOCS = {"README.md": ["demo", "bench_train", "bench_runtime", "step_parts", "hw_papers"], "docs/synthesis.md": ["fpga"]}
 
 
 def main() -> int:
