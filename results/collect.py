@@ -203,6 +203,42 @@ def plot(study: str, rows: list[dict]) -> str:
     return name
 
 
+def length_plot(study: str, rows: list[dict]) -> tuple[str, str]:
+    """Validation metric after each epoch of the rows trained for several times the budget at a constant
+    learning rate (``-x8``): each epoch is the row at that multiple of the budget. Returns the figure's
+    name and a line per row with its validation gap to fp with the same normalization at each epoch."""
+    long = [r for r in rows if r["row"].endswith("-x8")]
+    if not long:
+        return "", ""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    curves = {}
+    for r in long:
+        m = [json.loads(x) for x in (Path(r["runs"][0]) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        curves[r["row"]] = [(x["epoch"], x[f"valid_{r['metric']}"]) for x in m]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, c in curves.items():
+        ax.plot(*zip(*c), marker="o", label=name)
+    ax.set_xlabel("multiple of the recipe's budget (epochs of it, constant learning rate)")
+    ax.set_ylabel(f"validation {long[0]['metric']}")
+    ax.set_title(f"{study}: validation after each budget's worth of training (seed 0)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    name = f"length-{study}.png"
+    fig.savefig(HERE / name, dpi=110)
+    plt.close(fig)
+    lines = []
+    for name, c in curves.items():
+        ref = "fp-bn-x8" if "-bn" in name else "fp-x8"
+        if name == ref or ref not in curves:
+            continue
+        gaps = ", ".join(f"{e}x {v - dict(curves[ref]).get(e, float('nan')):+.3f}" for e, v in c)
+        lines.append(f"`{name}` − `{ref}` (validation): {gaps}")
+    return name, "; ".join(lines)
+
+
 def frontier_text(rows: list[dict]) -> str:
     fmt = (lambda v: f"{v:.1%}") if rows[0]["metric"] == "accuracy" else (lambda v: f"{v:.3f}")
 
@@ -225,6 +261,11 @@ def papers_table(task: str) -> str:
     return "The papers' numbers (their corpora, not ours; sources in `results/papers.yaml`):\n\n" + "\n".join(lines)
 
 
+def length_section(study: str, rows: list[dict]) -> str:
+    name, gaps = length_plot(study, rows)
+    return f"Training length: ![training length]({name})\n\n{gaps}.\n\n" if name else ""
+
+
 def paper_gpu_section() -> str:
     """The papers' recipes cut to a GPU budget (``results/paper_gpu.sh``, ``results/paper-gpu.json``): one
     row per configuration and number of steps trained, over its seeds, with its gap to fp + BN's row of
@@ -244,7 +285,7 @@ def paper_gpu_section() -> str:
         if k[2] == "fp" and k[3] and k[4] == 0:
             dense.setdefault((k[0], k[5], k[6]), []).append((k[7], statistics.mean(x["test"] for x in g)))
     lines = ["| corpus | weights | normalization | target zeros | hidden x batch | steps trained (best valid at) "
-             "| seeds | test metric (mean ± std) | vs fp + BN, same zeros and steps "
+             "| seed(s) | test metric (mean ± std) | vs fp + BN, same zeros and steps "
              "| vs dense fp + BN (its longest runs up to these steps) | measured zero states "
              "| LSTM weights | device |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (data, _, weights, bn, zeros, hidden, batch, steps), g in sorted(groups.items()):
@@ -266,23 +307,24 @@ def paper_gpu_section() -> str:
                      f"| {f(statistics.mean(vals))}{sd} {g[0]['metric']} | {gap} | {gap_d} "
                      f"| {statistics.mean(x['zeros'] for x in g):.1%} | {g[0]['lstm_weight_kib']:,.1f} KiB "
                      f"| {', '.join(sorted({x['device'] for x in g}))} |")
-    return ("### The papers' recipes on a GPU, cut to a few minutes\n\n"
-            "`recipes/paper-*.yaml` (the reference code's model size, batch, optimizer and learning rates; "
-            "linux: 512 units, batch 64 x 100, Adam 2e-3 -> 1e-3 over 16 epochs of 250 steps), eight runs at "
-            "once on one lent GPU (`results/paper_gpu.sh`), evaluated on the CPU at each run's best validation "
-            "epoch. Seed 0 (first call, an H200): every run stopped after 380 s of wall-clock time. Seeds 1 "
-            "and 2 and the 1,250-step pruned rows (later calls, an H100, `results/paper_gpu.sh ... seeds` and "
-            "`seeds-shakespeare`): stopped after exactly the steps seed 0 trained (1,500 on linux, 1,250 on "
-            "shakespeare) on the same learning-rate schedule, or after 470 s (the pruned runs, which train "
-            "slower on the GPU, reached 1,250). The recipes ask for 200 passes over the "
-            "data; 1,500 steps are 1.8 passes over linux's 5.3 M training characters, and Fashion-MNIST had "
-            "200 steps of 100 images (a third of a pass): early points on the papers' curves, not their end "
-            "points. Seed 0 again, `results/paper_gpu.sh ... long` (an H100): the same schedule run on to 3,000 "
-            "steps or 490 s (reached: 2,750, the pruned runs 2,000), fp + BN dense not re-run on linux (its "
-            "validation bits rose after 1,000 steps in all three seeds; on shakespeare, re-run, they rose from "
-            "1,000 to 2,750). The first gap column compares with fp + BN trained for the same number of steps "
-            "with the same target zeros; the second with dense fp + BN (the acceptance's reference), at the most "
-            "steps it was trained up to the row's, each evaluated at its best validation epoch.\n\n"
+    text = """`recipes/paper-*.yaml` (the reference code's model size, batch, optimizer and learning rates; linux:
+512 units, batch 64 x 100, Adam 2e-3 -> 1e-3 over 16 epochs of 250 steps), several runs at once on one
+lent GPU (`results/paper_gpu.sh`), evaluated on the CPU at each run's best validation epoch. Seed 0 (an
+H200): every run stopped after 380 s of wall-clock time. Seeds 1 and 2 and the 1,250-step pruned rows
+(an H100, `results/paper_gpu.sh ... seeds` and `seeds-shakespeare`): stopped after exactly the steps
+seed 0 trained (1,500 on linux, 1,250 on shakespeare) on the same learning-rate schedule, or after
+470 s (the pruned runs, which train slower on the GPU, reached 1,250). The recipes ask for 200 passes
+over the data; 1,500 steps are 1.8 passes over linux's 5.3 M training characters, and Fashion-MNIST had
+200 steps of 100 images (about a third of a pass): early points on the papers' curves, not their end
+points. The 2,000- and 2,750-step rows (seed 0, `results/paper_gpu.sh ... long`, an H100): the same
+schedule run on to 3,000 steps or 490 s (reached: 2,750, the pruned runs 2,000); fp + BN dense was not
+re-run on linux (its validation bits rose after its best epochs, at 750-1,000 steps, in all three
+seeds; on shakespeare, re-run, they rose from 1,000 to 2,750). The first gap column compares with
+fp + BN trained for the same number of steps with the same target zeros; the second with dense fp +
+BN (the acceptance's reference) at the most steps it was trained up to the row's, each evaluated at
+its best validation epoch. LSTM weights: as the exported file stores them (ternary codes 5 to a
+byte, binary 8)."""
+    return ("### The papers' recipes on a GPU, cut to a few minutes\n\n" + text.replace("\n", " ") + "\n\n"
             + "\n".join(lines) + "\n")
 
 
@@ -298,7 +340,7 @@ def main() -> int:
         parts.append(f"### {TITLES.get(study, study)}\n\nBudget: `{recipe}` (every row), 1 thread per run "
                      f"(on the CPU, or one GPU where the last column says so; evaluation on the CPU). Rows differ "
                      f"by the flags shown.\n\n{table(rows)}\n\n![frontier]({plot(study, rows)})\n\n"
-                     f"{frontier_text(rows)}\n\n"
+                     f"{frontier_text(rows)}\n\n{length_section(study, rows)}"
                      f"{papers_table(task)}\n")
         print(parts[-1])
     gpu = paper_gpu_section()
