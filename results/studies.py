@@ -25,6 +25,8 @@ ROWS_LM = {
     "fp": [],
     "fp-bn": ["--batch-norm"],
     "fp-bn-x2": ["--batch-norm", "--epochs", "6"],  # the fine-tuned rows' budget in all: the text twice
+    "ternary-bn-x2": ["--weights", "ternary", *PAPER, "--epochs", "6"],  # the paper's recipe for as long
+    "ternary-bn-sp90-x2": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--epochs", "6"],
     "fp-sp90": ["--state-sparsity", "0.9"],
     "fp-bn-sp90": ["--batch-norm", "--state-sparsity", "0.9"],  # pruning's cost apart from the weights'
     "binary-bn": ["--weights", "binary", *PAPER],
