@@ -1,6 +1,6 @@
 #!/bin/bash
 # The papers' recipes (recipes/paper-*.yaml: model size, batch, optimizer, learning rates) on one GPU, all
-# eight runs at once, each cut to a wall-clock budget of SECONDS (timeout; a run keeps its last epoch's
+# runs of a set at once, each cut to a wall-clock budget of SECONDS (timeout; a run keeps its last epoch's
 # checkpoint), then evaluated on its test split at its best validation epoch.
 #
 #   python results/paper_gpu.py data DATA         # the three corpora in one folder (a GPU machine has no apt)
@@ -17,10 +17,13 @@
 # "seeds-shakespeare": shakespeare fp + BN and ternary + BN for seeds 1 and 2, 1,250 steps (the first set's
 # shakespeare runs) on that schedule (5 epochs to 2e-3 * 0.5^(5/16)).
 # "long": the same schedule run twice as far (12 epochs of 250 steps, lr_final 2e-3 * 0.5^(12/16)), so its first
-# 1,500 steps are the seed runs' (fp + BN on linux peaked at 1,000 steps in all three seeds and is not re-run):
+# 1,500 steps are the seed runs' (fp + BN on linux peaked at 750-1,000 steps in all three seeds and is not re-run):
 # linux ternary + BN, ternary + BN + 90% zeros and fp + BN + 90% zeros, shakespeare fp + BN and ternary + BN,
 # seed 0, each until 3,000 steps or the time limit. Does the low-bit models' gap close with training?
-# "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu); "seeds-tiny" and "long-tiny" both.
+# "seeds-long": the long runs' seeds 1 and 2 for linux and shakespeare ternary + BN, and seed 1 of the linux
+# pruned pair (six runs).
+# "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu); "seeds-tiny",
+# "long-tiny" and "seeds-long-tiny" both.
 set -u
 DEV=$1; TL=$2; O=$3; D=$4; MODE=${5:-}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
@@ -41,7 +44,14 @@ if [ "${MODE%tiny}" != "$MODE" ]; then
 fi
 PL=recipes/paper-char-linux.yaml; PS=recipes/paper-char-shakespeare.yaml; PF=recipes/paper-seq-fashion-mnist.yaml
 run() { n=$1; shift; timeout -s TERM $TL python3 -m leanrnn.cli train --out $R/$n "$@" $C > $R/$n.log 2>&1; echo "$n train rc=$?" >> $R/rc.txt; }
-if [ "${MODE#long}" != "$MODE" ]; then
+if [ "${MODE#seeds-long}" != "$MODE" ]; then
+for seed in 1 2; do
+  run linux-ternary-bn-long-s$seed --recipe $PL $L --seed $seed $LONG &
+  run shakespeare-ternary-bn-long-s$seed --recipe $PS $S --seed $seed $LONG &
+done
+run linux-ternary-bn-sp90-long-s1 --recipe $PL $L --state-sparsity 0.9 --seed 1 $LONG &
+run linux-fp-bn-sp90-long-s1 --recipe $PL $L --weights fp --state-sparsity 0.9 --seed 1 $LONG &
+elif [ "${MODE#long}" != "$MODE" ]; then
 run linux-ternary-bn-long-s0 --recipe $PL $L $LONG &
 run linux-ternary-bn-sp90-long-s0 --recipe $PL $L --state-sparsity 0.9 $LONG &
 run linux-fp-bn-sp90-long-s0 --recipe $PL $L --weights fp --state-sparsity 0.9 $LONG &
