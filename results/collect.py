@@ -205,21 +205,23 @@ def plot(study: str, rows: list[dict]) -> str:
 
 def length_plot(study: str, rows: list[dict]) -> tuple[str, str]:
     """Validation metric after each epoch of the rows trained for several times the budget at a constant
-    learning rate (``-x8``): each epoch is the row at that multiple of the budget. Returns the figure's
-    name and a line per row with its validation gap to fp with the same normalization at each epoch."""
-    long = [r for r in rows if r["row"].endswith("-x8")]
+    learning rate (``-x8``, ``-x16``): epoch ``k`` is the row at ``k`` times the budget. Returns the
+    figure's name and, per row, its gap to fp with the same normalization at each multiple, both taken
+    at their best validation epoch up to it (early stopping within that budget)."""
+    long = [r for r in rows if re.search(r"-x(8|16)$", r["row"])]
     if not long:
         return "", ""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    key = f"valid_{long[0]['metric']}"
     curves = {}
     for r in long:
         m = [json.loads(x) for x in (Path(r["runs"][0]) / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        curves[r["row"]] = [(x["epoch"], x[f"valid_{r['metric']}"]) for x in m]
+        curves[r["row"]] = [(x["epoch"], x[key]) for x in m]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for name, c in curves.items():
-        ax.plot(*zip(*c), marker="o", label=name)
+    for row, c in curves.items():
+        ax.plot(*zip(*c), marker="o", label=row)
     ax.set_xlabel("multiple of the recipe's budget (epochs of it, constant learning rate)")
     ax.set_ylabel(f"validation {long[0]['metric']}")
     ax.set_title(f"{study}: validation after each budget's worth of training (seed 0)", fontsize=9)
@@ -229,13 +231,21 @@ def length_plot(study: str, rows: list[dict]) -> tuple[str, str]:
     name = f"length-{study}.png"
     fig.savefig(HERE / name, dpi=110)
     plt.close(fig)
+
+    def best_so_far(c):
+        out, b = {}, float("inf")
+        for e, v in c:
+            b = min(b, v)
+            out[e] = b
+        return out
     lines = []
-    for name, c in curves.items():
-        ref = "fp-bn-x8" if "-bn" in name else "fp-x8"
-        if name == ref or ref not in curves:
+    for row, c in curves.items():
+        ref = "fp-bn-x8" if "-bn" in row else "fp-x8"
+        if row == ref or ref not in curves:
             continue
-        gaps = ", ".join(f"{e}x {v - dict(curves[ref]).get(e, float('nan')):+.3f}" for e, v in c)
-        lines.append(f"`{name}` − `{ref}` (validation): {gaps}")
+        mine, theirs = best_so_far(c), best_so_far(curves[ref])
+        gaps = ", ".join(f"{e}x {mine[e] - theirs[e]:+.3f}" for e in mine if e in theirs)
+        lines.append(f"`{row}` − `{ref}`: {gaps}")
     return name, "; ".join(lines)
 
 
@@ -263,7 +273,11 @@ def papers_table(task: str) -> str:
 
 def length_section(study: str, rows: list[dict]) -> str:
     name, gaps = length_plot(study, rows)
-    return f"Training length: ![training length]({name})\n\n{gaps}.\n\n" if name else ""
+    if not name:
+        return ""
+    return (f"Training length (seed 0; validation {rows[0]['metric']}, each run at its best epoch up to "
+            f"each multiple of the budget, i.e. early-stopped within it):\n\n![training length]({name})\n\n"
+            f"{gaps}.\n\n")
 
 
 def paper_gpu_section() -> str:
