@@ -228,3 +228,16 @@ def test_progress_bar_follows_the_terminal_and_the_flags_on_resume(flags, tty, p
     monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
     assert main(["train", "--resume", str(paths / "run")] + flags) == 0
     assert seen["progress"] is progress
+
+
+def test_init_from_a_run_that_has_not_finished_says_so(paths, tmp_path, capsys):
+    """A run still training (or stopped early) gives its best epoch so far: the note says how far it got."""
+    src = tmp_path / "src"
+    shutil.copytree(paths / "run", src)
+    cfg = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**cfg, "epochs": 3}))  # 1 of 3 epochs logged
+    code, out, _ = _call(["train", "--weights", "ternary", "--init-from", str(src), "--teacher", str(paths / "run"),
+                          "--out", str(tmp_path / "ft")] + TINY, capsys)
+    assert code == 0
+    assert f"--init-from {src} has finished 1 of its 3 epochs" in out
+    assert "--teacher" not in out  # the finished one: no note

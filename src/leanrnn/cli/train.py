@@ -171,7 +171,11 @@ def train(args, argv) -> int:
     cfg = TrainConfig.from_dict(settings).validate()
     for flag, run in (("--init-from", cfg.init_from), ("--teacher", cfg.teacher)):
         if run:
-            checks.run_dir(run, f"train {flag}")
+            done = checks.epochs_done(checks.run_dir(run, f"train {flag}"))
+            if done and done[0] < done[1] and os.environ.get("RANK", "0") == "0":
+                # a run still training (or stopped) gives its best epoch so far: say so, it is easy to miss
+                print(f"note: {flag} {run} has finished {done[0]} of its {done[1]} epochs; its best checkpoint "
+                      "so far is used")
     out = Path(args.out or f"runs/{cfg.task}-{Path(cfg.data).name}-{cfg.weights}" + (
         f"-sp{cfg.state_sparsity:g}" if cfg.state_sparsity else ""))
     _run_out(out)
