@@ -203,6 +203,9 @@ ROWS_DEMO = {
     "ternary-bn-x16": [*T, *BN, "--epochs", "16"],  # still improving at 8x: how far does it go?
     "ternary-bn-sp90-x8": [*T, *BN, *SP, "--epochs", "8"],
     "fp-bn-sp90-x8": [*BN, *SP, "--epochs", "8"],  # pruning's own cost near convergence
+    # the same length with the learning rate decayed tenfold over it (ternary plateaus at the constant rate)
+    "fp-bn-x8-decay": [*BN, "--epochs", "8", "--lr-final", "0.001"],
+    "ternary-bn-x8-decay": [*T, *BN, "--epochs", "8", "--lr-final", "0.001"],
     "binary-bn-x8": ["--weights", "binary", *BN, "--epochs", "8"],
     "ternary-wn-sp90-kd-ft-do": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}",
                                  "--no-prune-output"],
