@@ -206,6 +206,8 @@ ROWS_DEMO = {
     # the same length with the learning rate decayed tenfold over it (ternary plateaus at the constant rate)
     "fp-bn-x8-decay": [*BN, "--epochs", "8", "--lr-final", "0.001"],
     "ternary-bn-x8-decay": [*T, *BN, "--epochs", "8", "--lr-final", "0.001"],
+    "fp-bn-sp90-x8-decay": [*BN, *SP, "--epochs", "8", "--lr-final", "0.001"],
+    "ternary-bn-sp90-x8-decay": [*T, *BN, *SP, "--epochs", "8", "--lr-final", "0.001"],
     # ternary + 90% zeros fine-tuned for 4 more budgets from the pruned fp run at 8x and distilled from it
     "ternary-bn-sp90-kd-ftp-x4": [*T, *BN, *SP, "--epochs", "4", "--init-from", "{study}/fp-bn-sp90-x8-s{seed}",
                                   "--teacher", "{study}/fp-bn-sp90-x8-s{seed}"],
