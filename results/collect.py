@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from studies import STUDIES  # noqa: E402  (results/studies.py: the studies and their rows)
 
 from leanrnn.facts import METRIC, WEIGHT_BITS  # noqa: E402
-from leanrnn.train import evaluate_split, load_data, load_run  # noqa: E402
+from leanrnn.train import epochs_done, evaluate_split, load_data, load_run  # noqa: E402
 
 HERE = Path(__file__).parent
 RUNS = Path("runs/fidelity")
@@ -78,10 +78,8 @@ def evaluate(d: Path) -> dict:
 
 
 def finished(d: Path) -> bool:
-    cfg, rows = d / "config.json", d / "metrics.jsonl"
-    if not (cfg.exists() and rows.exists() and (d / "best.pt").exists()):
-        return False
-    return len(rows.read_text().splitlines()) >= json.loads(cfg.read_text())["epochs"]
+    done = epochs_done(d)
+    return done is not None and done[0] >= done[1] and (d / "best.pt").exists()
 
 
 def devices(d: Path) -> list[str]:

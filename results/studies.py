@@ -12,13 +12,14 @@ starts once that run has finished. Killing this script (or the session) loses at
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from leanrnn.train import epochs_done  # torch-free
 
 PAPER = ["--batch-norm", "--stochastic"]  # the ICLR recipe: per-time-step BN, stochastic weights
 ROWS_LM = {
@@ -229,11 +230,8 @@ def run_dir(study: str, row: str, seed: int) -> Path:
 
 
 def finished(d: Path) -> bool:
-    cfg, metrics = d / "config.json", d / "metrics.jsonl"
-    if not (cfg.exists() and metrics.exists()):
-        return False
-    epochs = {json.loads(x)["epoch"] for x in metrics.read_text().splitlines() if x.strip()}
-    return len(epochs) >= json.loads(cfg.read_text())["epochs"]
+    done = epochs_done(d)
+    return done is not None and done[0] >= done[1]
 
 
 def running(d: Path) -> bool:

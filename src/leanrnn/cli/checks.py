@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import struct
 from pathlib import Path
 
@@ -72,16 +71,6 @@ def run_dir(path: str, command: str) -> Path:
                          f"leanrnn {command} {p.parent}",
            "file": f"{p} is a file, not a run directory; give the folder 'leanrnn train --out' wrote"}
     raise CliError(fix[k])
-
-
-def epochs_done(run: Path) -> tuple[int, int] | None:
-    """``(epochs logged, epochs configured)`` of a run directory, or None where it does not say."""
-    try:
-        total = int(json.loads((run / "config.json").read_text())["epochs"])
-        lines = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
-        return len({json.loads(x)["epoch"] for x in lines if x.strip()}), total
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def model_file(path: str) -> Path:

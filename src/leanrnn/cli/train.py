@@ -148,7 +148,7 @@ def _settings(args) -> dict:
 
 def train(args, argv) -> int:
     from ..data import check_for_task
-    from ..train import TrainConfig, Trainer
+    from ..train import TrainConfig, Trainer, epochs_done
     if args.resume:
         return _resume(args)
     settings = _settings(args)
@@ -171,7 +171,7 @@ def train(args, argv) -> int:
     cfg = TrainConfig.from_dict(settings).validate()
     for flag, run in (("--init-from", cfg.init_from), ("--teacher", cfg.teacher)):
         if run:
-            done = checks.epochs_done(checks.run_dir(run, f"train {flag}"))
+            done = epochs_done(checks.run_dir(run, f"train {flag}"))
             if done and done[0] < done[1] and os.environ.get("RANK", "0") == "0":
                 # a run still training (or stopped) gives its best epoch so far: say so, it is easy to miss
                 print(f"note: {flag} {run} has finished {done[0]} of its {done[1]} epochs; its best checkpoint "

@@ -8,6 +8,7 @@ and help never drift apart. ``validate`` checks types exactly (a recipe's ``"no"
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import typing
@@ -207,3 +208,15 @@ def load_recipe(path: str | Path) -> dict:
         raise ConfigError(f"recipe {p} must be a mapping of setting: value")
     d.pop("paper", None)  # documentation only: the paper's setting and result
     return d
+
+
+def epochs_done(run_dir: str | Path) -> tuple[int, int] | None:
+    """``(epochs logged in metrics.jsonl, epochs in config.json)`` of a run directory, or None where it
+    holds no readable config: whether a run has finished, for whoever starts from it."""
+    run = Path(run_dir)
+    try:
+        total = int(json.loads((run / "config.json").read_text())["epochs"])
+        rows = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
+        return len({json.loads(x)["epoch"] for x in rows if x.strip()}), total
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
