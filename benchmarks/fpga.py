@@ -109,13 +109,15 @@ def main() -> None:
     ap.add_argument("--scan-chunk", type=int, default=16, help="the zero-skip scanner in chunks of this many mask "
                     "bits, a power of two (default %(default)s); 0: one flat chain over the whole mask")
     args = ap.parse_args()
-    c = args.scan_chunk
-    if c != 0 and (c < 2 or c & (c - 1)):
-        ap.error(f"--scan-chunk {c} must be a power of two >= 2, or 0 for a flat scanner")
+    from leanrnn.rtl import scan_chunk
+    try:
+        chunk = scan_chunk(args.scan_chunk)
+    except ValueError as e:
+        ap.error(str(e))
     if args.markdown:
         print(markdown(json.loads(OUT.read_text())))
     else:
-        run(args.model, args.workdir, args.configs, tuple(args.modes), args.lanes, args.scan_chunk or None)
+        run(args.model, args.workdir, args.configs, tuple(args.modes), args.lanes, chunk)
 
 
 if __name__ == "__main__":

@@ -43,16 +43,17 @@ def add_parsers(sub) -> dict:
 
 
 def fpga(args) -> None:
-    from ..rtl import run_fpga
+    from ..rtl import run_fpga, scan_chunk
     if not 0.0 < args.state_density <= 1.0:
         raise checks.CliError(f"--state-density {args.state_density} must be in (0, 1]; "
                               "it is the fraction of non-zero hidden states")
-    c = args.scan_chunk
-    if c != 0 and (c < 2 or c & (c - 1)):
-        raise checks.CliError(f"--scan-chunk {c} must be a power of two >= 2, or 0 for a flat scanner")
+    try:
+        chunk = scan_chunk(args.scan_chunk)
+    except ValueError as e:
+        raise checks.CliError(str(e)) from None
     model = checks.model_file(args.model) if args.model else None
     run_fpga([(m, args.input_size, args.hidden, args.lanes) for m in args.modes], checks.output_dir(args.output, "-o"),
-             args.part, model=model, state_density=args.state_density, scan_chunk=c or None)
+             args.part, model=model, state_density=args.state_density, scan_chunk=chunk)
 
 
 def generate(args) -> None:

@@ -85,6 +85,17 @@ class MacPE(_PE):
 PE_CLASS = {"ternary": TernaryPE, "binary": BinaryPE, "int8": MacPE}
 
 
+def scan_chunk(option: int) -> int | None:
+    """A ``--scan-chunk`` option as ``ZeroSkipScanner``'s ``chunk``: 0 is the flat scanner (None)."""
+    if option != 0 and not _power_of_two(option):
+        raise ValueError(f"--scan-chunk {option} must be a power of two >= 2, or 0 for a flat scanner")
+    return option or None
+
+
+def _power_of_two(c: int) -> bool:
+    return c >= 2 and not c & (c - 1)
+
+
 class ZeroSkipScanner(wiring.Component):
     """``load`` takes ``mask_in``; then while ``valid``, ``index`` is the lowest set bit, cleared on
     ``next``: one index per cycle, lowest first.
@@ -97,7 +108,7 @@ class ZeroSkipScanner(wiring.Component):
     mask is the critical path of the ECP5 build)."""
 
     def __init__(self, width: int, chunk: int | None = None):
-        if chunk is not None and (chunk < 2 or chunk & (chunk - 1)):
+        if chunk is not None and not _power_of_two(chunk):
             raise ValueError(f"chunk={chunk} must be a power of two >= 2 (or None for a flat scanner)")
         self.width = width
         self.chunk = chunk if chunk is not None and chunk < width else None
