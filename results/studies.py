@@ -171,6 +171,8 @@ ROWS_DO = {
 ROWS_LM = {**ROWS_LM, **ROWS_NEW, **ROWS_FT, **ROWS_KD, **ROWS_WIDTH, **ROWS_DO}
 T, BN, SH = ["--weights", "ternary"], ["--batch-norm"], ["--batch-norm", "--bn-stats", "shared"]
 SP, KD = ["--state-sparsity", "0.9"], ["--teacher", "{study}/fp-s{seed}"]
+DECAY = ["--lr-final", "0.001", "--lr-schedule", "step"]
+DECAY6 = ["--lr-final", "0.0006", "--lr-schedule", "step"]
 CUBIC = ["--prune-schedule", "cubic", "--prune-start", "0.1", "--prune-end", "0.6"]
 ROWS_DEMO = {
     "fp": ["--lr", "0.006"],
@@ -213,6 +215,16 @@ ROWS_DEMO = {
     "ternary-bn-sp90-kd-ftp-x4": [*T, *BN, *SP, "--epochs", "4", "--init-from", "{study}/fp-bn-sp90-x8-s{seed}",
                                   "--teacher", "{study}/fp-bn-sp90-x8-s{seed}"],
     "binary-bn-x8": ["--weights", "binary", *BN, "--epochs", "8"],
+    # the recipe's budget with the rate decayed tenfold over its 600 steps (per step: one epoch)
+    "fp-decay": ["--lr", "0.006", *DECAY6],
+    "fp-bn-decay": [*BN, *DECAY],
+    "fp-wn-decay": ["--weight-norm", *DECAY],
+    "binary-bn-decay": ["--weights", "binary", *BN, *DECAY],
+    "ternary-bn-decay": [*T, *BN, *DECAY],
+    "fp-bn-sp90-decay": [*BN, *SP, *DECAY],
+    "ternary-bn-sp90-decay": [*T, *BN, *SP, *DECAY],
+    "ternary-wn-sp90-kd-ft-decay": [*T, "--weight-norm", *SP, *DECAY, "--teacher", "{study}/fp-decay-s{seed}",
+                                    "--init-from", "{study}/fp-decay-s{seed}"],
     "ternary-wn-sp90-kd-ft-do": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}",
                                  "--no-prune-output"],
 }

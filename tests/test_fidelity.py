@@ -25,6 +25,8 @@ TINY = dict(task="char-lm", max_chars=6000, hidden=16, embed=8, batch=4, seq_len
     ({"distill_weight": 1.5}, "distill_weight=1.5"),
     ({"init_rescale": True, "init_from": "runs/x", "weights": "ternary"}, "init_rescale .* needs --init-from"),
     ({"clip_latent": True}, "clip_latent .* needs --weights binary or --weights ternary"),
+    ({"lr_schedule": "cosine"}, "lr_schedule='cosine' needs lr_final"),
+    ({"lr_schedule": "linear", "lr_final": 1e-4}, "use one of epoch, step, cosine"),
 ])
 def test_recipe_values_are_type_checked(bad, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -38,6 +40,26 @@ def test_cubic_schedule_ramps_between_start_and_end():
     lin = TrainConfig(prune_schedule="linear", prune_start=0.0, prune_end=0.5)
     assert lin.prune_ramp(0.25) == pytest.approx(0.5)
     assert TrainConfig().prune_ramp(0.0) == 1.0  # constant: the target from the first step
+
+
+def test_learning_rate_schedules_start_at_lr_and_end_at_lr_final():
+    kw = dict(lr=1e-2, lr_final=1e-3, epochs=4)
+    ep, st, cos = (TrainConfig(lr_schedule=k, **kw) for k in ("epoch", "step", "cosine"))
+    assert [ep.lr_at(e, 0.3) for e in range(4)] == pytest.approx([1e-2 * 0.1 ** (e / 4) for e in range(4)])
+    assert ep.lr_at(0, 0.2) == ep.lr_at(0, 0.0)  # per epoch: flat within one
+    assert st.lr_at(0, 0.0) == pytest.approx(1e-2) and st.lr_at(0, 1.0) == pytest.approx(1e-3)
+    assert st.lr_at(0, 0.5) == pytest.approx(1e-2 * 0.1 ** 0.5)  # within one epoch, too
+    assert cos.lr_at(0, 0.0) == pytest.approx(1e-2) and cos.lr_at(3, 1.0) == pytest.approx(1e-3)
+    assert cos.lr_at(1, 0.5) == pytest.approx(5.5e-3)
+    assert TrainConfig(lr=3e-3).lr_at(2, 0.9) == 3e-3  # no lr_final: constant
+
+
+def test_per_step_decay_reaches_the_optimizer(tmp_path):
+    kw = dict(TINY, data="pystdlib", epochs=1, steps_per_epoch=6, checkpoint_every=3, lr=1e-2, lr_final=1e-3,
+              lr_schedule="step")
+    Trainer(TrainConfig(**kw), tmp_path / "a", progress=False, log=lambda *a: None).run()
+    rows = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["lr"] == pytest.approx(1e-2 * 0.1 ** (5 / 6))  # the last step's rate, inside one epoch
 
 
 def test_shared_bn_keeps_one_row_and_streams_past_training_length():

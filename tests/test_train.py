@@ -270,7 +270,8 @@ def test_resume_after_sigkill_at_a_random_point_is_exact(tmp_path, trial):
     kill landed before the end, resume: parameters equal an uninterrupted run's bit for bit, and
     metrics.jsonl holds each epoch once."""
     args = ["train", "--task", "char-lm", "--weights", "ternary", "--batch-norm", "--state-sparsity", "0.5",
-            "--epochs", "3", "--steps-per-epoch", "8", "--log-every", "1"] + TINY
+            "--epochs", "3", "--steps-per-epoch", "8", "--log-every", "1", "--lr-final", "5e-4",
+            "--lr-schedule", "cosine"] + TINY  # a per-step rate: it resumes on its curve
     ref = tmp_path / "ref"
     assert _run_cli(args + ["--out", str(ref)]).wait() == 0
     rng = np.random.default_rng(trial)

@@ -19,6 +19,7 @@ from ..facts import TASKS, WEIGHT_MODES
 
 BN_STATS = ("step", "shared")
 PRUNE_SCHEDULES = ("constant", "linear", "cubic")
+LR_SCHEDULES = ("epoch", "step", "cosine")
 PRUNE_GRADS = ("mask", "ste")
 # Keys that older checkpoints carry and that no longer mean anything; dropped when a config is read.
 _OBSOLETE = {"extra": None, "note": None, "prune_warmup": 0}
@@ -71,7 +72,11 @@ class TrainConfig:
     dropout: float = _f(0.0, "dropout between layers and before the decoder, in [0, 1)")
     optimizer: str = _f("adam", "optimizer", ("adam", "sgd"))
     lr: float = _f(2e-3, "learning rate")
-    lr_final: float | None = _f(None, "decay the learning rate geometrically per epoch to this value")
+    lr_final: float | None = _f(None, "decay the learning rate to this value by the end of training "
+                                "(--lr-schedule says how)")
+    lr_schedule: str = _f("epoch", "how the rate falls from --lr to --lr-final: epoch (geometric, one step per "
+                          "epoch), step (geometric, every step: it also decays within a one-epoch budget) or "
+                          "cosine (every step, half a cosine)", LR_SCHEDULES)
     clip: float = _f(1.0, "clip the gradient norm to this value (0: no clipping)")
     epochs: int = _f(10, "passes over the training data")
     batch: int = _f(64, "sequences per step (LM: parallel streams)")
@@ -134,6 +139,9 @@ class TrainConfig:
             raise ConfigError(f"dropout={self.dropout} must be in [0, 1)")
         if not self.lr > 0 or (self.lr_final is not None and not self.lr_final > 0):
             raise ConfigError(f"lr={self.lr} and lr_final={self.lr_final} must be > 0")
+        if self.lr_schedule != "epoch" and self.lr_final is None:
+            raise ConfigError(f"lr_schedule={self.lr_schedule!r} needs lr_final (the rate it ends at); add "
+                              "--lr-final")
         if self.clip < 0:
             raise ConfigError(f"clip={self.clip} must be >= 0 (0: no clipping)")
         if not 0.0 <= self.prune_start <= 1.0 or not 0.0 <= self.prune_end <= 1.0:
@@ -153,6 +161,19 @@ class TrainConfig:
             raise ConfigError("init_rescale fits loaded fp matrices to ternary weights under a normalization; it "
                               "needs --init-from, --weights ternary and --batch-norm or --weight-norm")
         return self
+
+    def lr_at(self, epoch: int, progress: float) -> float:
+        """The learning rate in ``epoch`` (0-based) at ``progress`` (fraction of all training steps done).
+
+        A pure function of the position, so a resumed run continues on the same curve."""
+        if self.lr_final is None:
+            return self.lr
+        ratio = self.lr_final / self.lr
+        if self.lr_schedule == "epoch":
+            return self.lr * ratio ** (epoch / self.epochs)
+        if self.lr_schedule == "step":
+            return self.lr * ratio ** progress
+        return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1.0 + math.cos(math.pi * progress))
 
     def prune_ramp(self, progress: float) -> float:
         """Fraction of the zero-state target in force at ``progress`` (fraction of training done)."""

@@ -2,7 +2,7 @@
 minibatches (sequence classification), atomic checkpoints, exact resume, metrics and plots.
 
 Resume is exact for a deterministic configuration: a checkpoint holds the model, optimizer,
-scheduler, torch RNG state, the position in the epoch, the hidden states carried between LM segments
+torch RNG state, the position in the epoch, the hidden states carried between LM segments
 (the student's and the teacher's), the epoch's running sums and every finished epoch's metrics row,
 so a run killed at any moment and resumed from its last checkpoint takes the same steps as one that
 was never interrupted, and ``metrics.jsonl`` (rewritten from the checkpoint) holds one row per epoch.
@@ -10,7 +10,9 @@ was never interrupted, and ``metrics.jsonl`` (rewritten from the checkpoint) hol
 Fidelity levers (each a ``TrainConfig`` field): a gradual pruning schedule (the zero-state target
 ramps between two fractions of training), ``init_from`` (fine-tune a trained run into quantization
 and/or pruning), ``teacher`` (distillation: ``(1-w) CE + w T^2 KL(p_teacher^T || p_student^T)``) and
-eval-mode threshold calibration before each evaluation, so a model ships with the zeros it promises.
+eval-mode threshold calibration before each evaluation, so a model ships with the zeros it promises,
+and a learning rate that decays per epoch or per step (``TrainConfig.lr_at``: a function of the
+position, set before every step, so there is no scheduler state to save).
 
 Device (``--device``): the model, the teacher and each batch live on the CPU or one GPU; the data
 stays on the CPU until a batch is taken, and checkpoints hold CPU-loadable tensors, so a run started on
@@ -177,7 +179,6 @@ class _Run:
     model: Any
     net: Any
     opt: Any
-    sched: Any
     data: Any
     vocab: list | None
     teacher: Any = None
@@ -312,8 +313,6 @@ class Trainer:
         params = list(model.parameters())
         opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
                else torch.optim.SGD(params, lr=cfg.lr, momentum=0.9))
-        gamma = 1.0 if cfg.lr_final is None else (cfg.lr_final / cfg.lr) ** (1.0 / cfg.epochs)
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
         teacher = None
         if cfg.teacher:
             _, teacher, t_vocab = load_run(cfg.teacher)
@@ -322,13 +321,12 @@ class Trainer:
                 raise TrainingError(f"--teacher {cfg.teacher} was trained on another vocabulary; use a run on "
                                     "the same data")
         net = model if self.world == 1 else torch.nn.parallel.DistributedDataParallel(model)
-        r = _Run(model, net, opt, sched, data, vocab, teacher,
+        r = _Run(model, net, opt, data, vocab, teacher,
                  pos={"epoch": 0, "batch": 0, "step": 0, "sums": self._new_sums(), "best": None, "rows": []})
         if resume:
             model.load_state_dict(ck["model"])
             model.to(self.dev)  # buffers a state_dict resizes (per-step BN statistics) are made anew
             opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
             ranks = ck.get("ranks") or [(ck["rng"], ck.get("lm_state"), ck.get("teacher_state"))]
             if len(ranks) != self.world:
                 raise TrainingError(f"{self.out} was trained by {len(ranks)} process(es); resume it with as many "
@@ -365,6 +363,8 @@ class Trainer:
         for b in range(pos["batch"], len(plan)):
             r.net.train()
             r.model.lstm.set_prune_ramp(cfg.prune_ramp(pos["step"] / total))
+            for g in r.opt.param_groups:
+                g["lr"] = cfg.lr_at(epoch, pos["step"] / total)
             r.model.lstm.reset_state_stats()
             loss, ntok = self._step(r, plan[b])
             self._sync_buffers(r.model)
@@ -417,7 +417,6 @@ class Trainer:
                      else f"train {metric} {row[f'train_{metric}']:.4f}")
         self.log(f"epoch {epoch + 1}/{cfg.epochs}: {train_txt}, valid {metric} {valid[metric]:.4f}, "
                  f"state sparsity {valid['state_sparsity']:.3f}")
-        r.sched.step()
         r.lm_state = r.teacher_state = None
         r.pos = {"epoch": epoch + 1, "batch": 0, "step": pos["step"], "sums": self._new_sums(),
                  "best": valid[metric] if better else best, "rows": pos["rows"] + [row]}
@@ -442,7 +441,7 @@ class Trainer:
             dist.all_gather_object(ranks, mine)
         if self.main:
             save_atomic({"config": self.cfg.to_dict(), "model": state, "optimizer": r.opt.state_dict(),
-                         "scheduler": r.sched.state_dict(), "rng": mine[0], "pos": pos, "lm_state": r.lm_state,
+                         "rng": mine[0], "pos": pos, "lm_state": r.lm_state,
                          "teacher_state": r.teacher_state, "ranks": ranks, "vocab": r.vocab}, ck_path)
             self._write_logs(pos)
 
