@@ -28,6 +28,14 @@ ROWS_LM = {
     "fp-bn-x2": ["--batch-norm", "--epochs", "6"],  # the fine-tuned rows' budget in all: the text twice
     "ternary-bn-x2": ["--weights", "ternary", *PAPER, "--epochs", "6"],  # the paper's recipe for as long
     "ternary-bn-sp90-x2": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--epochs", "6"],
+    # four times the budget with the rate decayed tenfold, every step (the pystdlib rows' finding)
+    "fp-bn-x4-decay": ["--batch-norm", "--epochs", "12", "--lr-final", "0.0005", "--lr-schedule", "step"],
+    "ternary-bn-x4-decay": ["--weights", "ternary", *PAPER, "--epochs", "12", "--lr-final", "0.0005",
+                            "--lr-schedule", "step"],
+    "fp-bn-sp90-x4-decay": ["--batch-norm", "--state-sparsity", "0.9", "--epochs", "12", "--lr-final", "0.0005",
+                            "--lr-schedule", "step"],
+    "ternary-bn-sp90-x4-decay": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--epochs", "12",
+                                 "--lr-final", "0.0005", "--lr-schedule", "step"],
     "fp-sp90": ["--state-sparsity", "0.9"],
     "fp-bn-sp90": ["--batch-norm", "--state-sparsity", "0.9"],  # pruning's cost apart from the weights'
     "binary-bn": ["--weights", "binary", *PAPER],
@@ -211,6 +219,11 @@ ROWS_DEMO = {
     "ternary-bn-x8-decay": [*T, *BN, "--epochs", "8", "--lr-final", "0.001"],
     "fp-bn-sp90-x8-decay": [*BN, *SP, "--epochs", "8", "--lr-final", "0.001"],
     "ternary-bn-sp90-x8-decay": [*T, *BN, *SP, "--epochs", "8", "--lr-final", "0.001"],
+    # twice the width at 90% zeros (about 51 live states: fewer weight bytes read per step than dense ternary
+    # at 256) and at 95% (about 26 live states, as many as the 256-unit pruned rows)
+    "ternary-bn-sp90-h512-x8-decay": [*T, *BN, *SP, "--hidden", "512", "--epochs", "8", "--lr-final", "0.001"],
+    "ternary-bn-sp95-h512-x8-decay": [*T, *BN, "--state-sparsity", "0.95", "--hidden", "512", "--epochs", "8",
+                                      "--lr-final", "0.001"],
     # ternary + 90% zeros fine-tuned for 4 more budgets from the pruned fp run at 8x and distilled from it
     "ternary-bn-sp90-kd-ftp-x4": [*T, *BN, *SP, "--epochs", "4", "--init-from", "{study}/fp-bn-sp90-x8-s{seed}",
                                   "--teacher", "{study}/fp-bn-sp90-x8-s{seed}"],

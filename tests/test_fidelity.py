@@ -140,6 +140,16 @@ def test_init_from_and_teacher_and_schedule(tmp_path):
     assert torch.allclose(wn.eval()(x)[0], fp(x)[0], atol=1e-5)
 
 
+def test_distilled_runs_report_the_cross_entropy_as_train_bpc(tmp_path):
+    """A student that starts as its teacher has a KL term near 0; its objective (train_loss) is then
+    far below its cross entropy, which is what train_bpc must report."""
+    _train(tmp_path, "fp")
+    rows = _train(tmp_path, "kd", init_from=str(tmp_path / "fp"), teacher=str(tmp_path / "fp"), distill_weight=1.0,
+                  lr=1e-6)
+    assert rows[0]["train_bpc"] > 2.0  # a tiny model after 6 steps: several bits per character
+    assert rows[0]["train_loss"] < 0.01 * rows[0]["train_bpc"] * math.log(2)
+
+
 @pytest.mark.parametrize("norm", ["batch_norm", "weight_norm"])
 def test_init_rescale_fits_trained_weights_to_the_ternary_threshold(tmp_path, norm):
     """A trained fp matrix ternarizes to a sign pattern as loaded; fitted, about 40% of its codes are

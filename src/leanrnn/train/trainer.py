@@ -337,6 +337,8 @@ class Trainer:
             if gpu and gpu[0] is not None and self.dev.type == "cuda" and cfg.device == ck["config"].get("device"):
                 torch.cuda.set_rng_state(gpu[0], self.dev)
             r.pos = {"rows": self._old_rows(ck["pos"]), **ck["pos"]}
+            # a checkpoint whose sums predate "ce": without a teacher the objective is the cross entropy
+            r.pos["sums"].setdefault("ce", r.pos["sums"]["loss"])
             self.log(f"resuming {self.out} at epoch {r.pos['epoch'] + 1}, batch {r.pos['batch']} "
                      f"(step {r.pos['step']})")
             if self.main:
@@ -366,11 +368,12 @@ class Trainer:
             for g in r.opt.param_groups:
                 g["lr"] = cfg.lr_at(epoch, pos["step"] / total)
             r.model.lstm.reset_state_stats()
-            loss, ntok = self._step(r, plan[b])
+            loss, ce, ntok = self._step(r, plan[b])
             self._sync_buffers(r.model)
             sp = [x for x in r.model.lstm.state_stats() if not math.isnan(x)]
             s = pos["sums"]
             s["loss"] += loss * ntok
+            s["ce"] += ce * ntok
             s["tokens"] += ntok
             s["sparsity"] += (sum(sp) / len(sp) if sp else 0.0) * ntok
             pos["step"] += 1
@@ -398,10 +401,12 @@ class Trainer:
         self._check_ranks_agree(r.model)
         valid = self._share(evaluate_split(cfg, r.model, r.data, "valid") if self.main else None)
         s = pos["sums"]
-        train_loss = s["loss"] / max(s["tokens"], 1)
+        train_loss, train_ce = (s[k] / max(s["tokens"], 1) for k in ("loss", "ce"))
+        # train_loss is the objective (with a teacher, cross entropy blended with the KL term); the metric
+        # is the cross entropy's
         row = {"epoch": epoch + 1, "step": pos["step"], "lr": r.opt.param_groups[0]["lr"], "train_loss": train_loss,
-               f"train_{metric}": (train_loss / math.log(2) if metric == "bpc" else
-                                   math.exp(min(train_loss, 50)) if metric == "perplexity" else None),
+               f"train_{metric}": (train_ce / math.log(2) if metric == "bpc" else
+                                   math.exp(min(train_ce, 50)) if metric == "perplexity" else None),
                "train_state_sparsity": s["sparsity"] / max(s["tokens"], 1),
                f"valid_{metric}": valid[metric], "valid_state_sparsity": valid["state_sparsity"],
                "epoch_seconds": pos.get("epoch_seconds", 0.0), "device": self._device_name()}
@@ -469,7 +474,7 @@ class Trainer:
     # -- pieces -----------------------------------------------------------------------------------
     @staticmethod
     def _new_sums() -> dict:
-        return {"loss": 0.0, "tokens": 0, "sparsity": 0.0}
+        return {"loss": 0.0, "ce": 0.0, "tokens": 0, "sparsity": 0.0}
 
     def _plan(self, epoch: int, data) -> list:
         cfg = self.cfg
@@ -486,16 +491,17 @@ class Trainer:
         return plan[: cfg.steps_per_epoch] if cfg.steps_per_epoch else plan
 
     def _loss(self, r: _Run, logits, y, teacher_logits) -> torch.Tensor:
+        """``(objective, cross entropy)``: with a teacher they differ, and only the second is bits/char."""
         V = logits.shape[-1]
-        loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+        ce = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
         if teacher_logits is None:
-            return loss
+            return ce, ce
         T, w = self.cfg.distill_temp, self.cfg.distill_weight
         kl = F.kl_div(F.log_softmax(logits.reshape(-1, V) / T, -1),
                       F.log_softmax(teacher_logits.reshape(-1, V) / T, -1), log_target=True, reduction="batchmean")
-        return (1 - w) * loss + w * T * T * kl
+        return (1 - w) * ce + w * T * T * kl, ce
 
-    def _step(self, r: _Run, item) -> tuple[float, int]:
+    def _step(self, r: _Run, item) -> tuple[float, float, int]:
         cfg, pos = self.cfg, r.pos
         t_logits = None
         if cfg.task == "classify":
@@ -517,7 +523,7 @@ class Trainer:
                 r.teacher_state = tuple(t.detach() for t in t_state)
             ntok = y.numel()
             r.lm_state = tuple(t.detach() for t in state)
-        loss = self._loss(r, logits, y, t_logits)
+        loss, ce = self._loss(r, logits, y, t_logits)
         finite = torch.isfinite(loss.detach()).to(torch.int32)
         if self.world > 1:  # every rank stops together (the others would wait in the gradient all-reduce)
             import torch.distributed as dist
@@ -533,7 +539,7 @@ class Trainer:
         r.opt.step()
         if cfg.clip_latent:
             r.model.lstm.clip_latent_()
-        return loss.item(), ntok
+        return loss.item(), ce.item(), ntok
 
     def _bar(self, total: int, initial: int, epoch: int):
         if not (self.progress and self.main):
