@@ -287,34 +287,35 @@ def paper_gpu_section() -> str:
         return ""
     groups: dict[tuple, list[dict]] = {}
     for r in json.loads(p.read_text()):
-        key = (r["data"], r["weights"] != "fp", r["weights"], r["batch_norm"], r["target_zeros"], r["hidden"],
-               r["batch"], r["steps_trained"])
+        key = (r["data"], r.get("lr_schedule", "epoch"), r["weights"] != "fp", r["weights"], r["batch_norm"],
+               r["target_zeros"], r["hidden"], r["batch"], r["steps_trained"])
         groups.setdefault(key, []).append(r)
-    fp = {(k[0], k[3], k[4], k[5], k[6], k[7]): statistics.mean(x["test"] for x in g) for k, g in groups.items()
-          if k[2] == "fp"}
+    fp = {(k[0], k[1], k[4], k[5], k[6], k[7], k[8]): statistics.mean(x["test"] for x in g)
+          for k, g in groups.items() if k[3] == "fp"}
     dense: dict[tuple, list[tuple[int, float]]] = {}  # fp + BN with no zeros: (steps, mean) per corpus and size
     for k, g in groups.items():
-        if k[2] == "fp" and k[3] and k[4] == 0:
-            dense.setdefault((k[0], k[5], k[6]), []).append((k[7], statistics.mean(x["test"] for x in g)))
+        if k[3] == "fp" and k[4] and k[5] == 0:
+            dense.setdefault((k[0], k[1], k[6], k[7]), []).append((k[8], statistics.mean(x["test"] for x in g)))
     lines = ["| corpus | weights | normalization | target zeros | hidden x batch | steps trained (best valid at) "
              "| seed(s) | test metric (mean ± std) | vs fp + BN, same zeros and steps "
              "| vs dense fp + BN (its longest runs up to these steps) | measured zero states "
              "| LSTM weights | device |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (data, _, weights, bn, zeros, hidden, batch, steps), g in sorted(groups.items()):
+    for (data, sched, _, weights, bn, zeros, hidden, batch, steps), g in sorted(groups.items()):
         vals = [x["test"] for x in g]
         acc = g[0]["metric"] == "accuracy"
         f = (lambda v: f"{100 * v:.2f}%") if acc else (lambda v: f"{v:.4f}")
         sd = f" ± {f(statistics.stdev(vals))}" if len(vals) > 1 else ""
-        ref = fp.get((data, bn, zeros, hidden, batch, steps))
+        ref = fp.get((data, sched, bn, zeros, hidden, batch, steps))
         gap = "" if ref is None or weights == "fp" else (
             f"{100 * (statistics.mean(vals) - ref):+.2f} points" if acc else f"{statistics.mean(vals) - ref:+.4f}")
-        runs = [x for x in dense.get((data, hidden, batch), []) if x[0] <= steps]
+        runs = [x for x in dense.get((data, sched, hidden, batch), []) if x[0] <= steps]
         ref_d = max(runs) if runs and not (weights == "fp" and zeros == 0) else None
         gap_d = "" if ref_d is None or acc else f"{statistics.mean(vals) - ref_d[1]:+.4f} (fp at {ref_d[0]:,})"
         g = sorted(g, key=lambda x: x.get("seed", 0))
         best = ", ".join(f"{x['best_step']:,}" for x in g)
         norm = "BN per step" if bn else "none"
-        lines.append(f"| {data} | {weights} | {norm} | {zeros:.0%} | {hidden} x {batch} | {steps:,} ({best}) "
+        decayed = "" if sched == "epoch" else f", rate decayed per {sched}"
+        lines.append(f"| {data} | {weights} | {norm} | {zeros:.0%} | {hidden} x {batch} | {steps:,} ({best}){decayed} "
                      f"| {', '.join(str(x.get('seed', 0)) for x in g)} "
                      f"| {f(statistics.mean(vals))}{sd} {g[0]['metric']} | {gap} | {gap_d} "
                      f"| {statistics.mean(x['zeros'] for x in g):.1%} | {g[0]['lstm_weight_kib']:,.1f} KiB "
@@ -334,8 +335,9 @@ re-run on linux (its validation bits rose after its best epochs, at 750-1,000 st
 seeds; on shakespeare, re-run, they rose from 1,000 to 2,750). The first gap column compares with
 fp + BN trained for the same number of steps with the same target zeros; the second with dense fp +
 BN (the acceptance's reference) at the most steps it was trained up to the row's, each evaluated at
-its best validation epoch. LSTM weights: as the exported file stores them (ternary codes 5 to a
-byte, binary 8)."""
+its best validation epoch; rows marked "rate decayed per step" (`results/paper_gpu.sh ... decay`) are
+compared only with fp rows trained on that schedule. LSTM weights: as the exported file stores them
+(ternary codes 5 to a byte, binary 8)."""
     return ("### The papers' recipes on a GPU, cut to a few minutes\n\n" + text.replace("\n", " ") + "\n\n"
             + "\n".join(lines) + "\n")
 

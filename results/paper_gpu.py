@@ -55,6 +55,7 @@ def summarize(runs: Path) -> list[dict]:
         out.append({"run": d.name, "data": cfg["data"], "task": cfg["task"], "weights": cfg["weights"],
                     "batch_norm": cfg["batch_norm"], "target_zeros": cfg["state_sparsity"],
                     "hidden": cfg["hidden"], "batch": cfg["batch"], "seed": cfg["seed"],
+                    "lr_schedule": cfg.get("lr_schedule", "epoch"),
                     "steps_trained": rows[-1]["step"], "best_step": best["step"],
                     "sequences_or_chars_seen": best["step"] * per_step,
                     "seconds_training": round(sum(r["epoch_seconds"] for r in rows), 1),

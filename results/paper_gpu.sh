@@ -22,8 +22,11 @@
 # seed 0, each until 3,000 steps or the time limit. Does the low-bit models' gap close with training?
 # "seeds-long": the long runs' seeds 1 and 2 for linux and shakespeare ternary + BN, and seed 1 of the linux
 # pruned pair (six runs).
+# "decay": the long runs' 3,000 steps with the rate decayed tenfold every step instead (2e-3 to 2e-4,
+# --lr-schedule step; on pystdlib this closed the 256-unit ternary gap): linux fp + BN, ternary + BN and
+# both with 90% zeros, shakespeare fp + BN and ternary + BN, seed 0 (six runs).
 # "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu); "seeds-tiny",
-# "long-tiny" and "seeds-long-tiny" both.
+# "long-tiny", "seeds-long-tiny" and "decay-tiny" both.
 set -u
 DEV=$1; TL=$2; O=$3; D=$4; MODE=${5:-}
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
@@ -37,14 +40,22 @@ LM="--epochs 16 --steps-per-epoch 250 --checkpoint-every 50"
 IM="--epochs 10 --steps-per-epoch 100 --checkpoint-every 25"
 SEEDS="--epochs 6 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0015422108"
 LONG="--epochs 12 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0011892071"
+DECAY="--epochs 12 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0002 --lr-schedule step"
 SEEDS_S="--epochs 5 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0016104903"
 if [ "${MODE%tiny}" != "$MODE" ]; then
   SEEDS="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; SEEDS_S=$SEEDS; LONG=$SEEDS
+  DECAY="$SEEDS --lr-final 0.0002 --lr-schedule step"
   LM="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; IM="--epochs 2 --steps-per-epoch 2 --hidden 8 --max-examples 200"
 fi
 PL=recipes/paper-char-linux.yaml; PS=recipes/paper-char-shakespeare.yaml; PF=recipes/paper-seq-fashion-mnist.yaml
 run() { n=$1; shift; timeout -s TERM $TL python3 -m leanrnn.cli train --out $R/$n "$@" $C > $R/$n.log 2>&1; echo "$n train rc=$?" >> $R/rc.txt; }
-if [ "${MODE#seeds-long}" != "$MODE" ]; then
+if [ "${MODE#decay}" != "$MODE" ]; then
+for w in fp ternary; do
+  run linux-$w-bn-decay-s0 --recipe $PL $L --weights $w $DECAY &
+  run linux-$w-bn-sp90-decay-s0 --recipe $PL $L --weights $w --state-sparsity 0.9 $DECAY &
+  run shakespeare-$w-bn-decay-s0 --recipe $PS $S --weights $w $DECAY &
+done
+elif [ "${MODE#seeds-long}" != "$MODE" ]; then
 for seed in 1 2; do
   run linux-ternary-bn-long-s$seed --recipe $PL $L --seed $seed $LONG &
   run shakespeare-ternary-bn-long-s$seed --recipe $PS $S --seed $seed $LONG &

@@ -224,6 +224,10 @@ ROWS_DEMO = {
     "ternary-bn-sp90-h512-x8-decay": [*T, *BN, *SP, "--hidden", "512", "--epochs", "8", "--lr-final", "0.001"],
     "ternary-bn-sp95-h512-x8-decay": [*T, *BN, "--state-sparsity", "0.95", "--hidden", "512", "--epochs", "8",
                                       "--lr-final", "0.001"],
+    "fp-bn-h512-x8-decay": [*BN, "--hidden", "512", "--epochs", "8", "--lr-final", "0.001"],  # dense, as wide
+    # ternary + 90% zeros with deterministic ternarization in training (straight-through): is the sampling
+    # noise what the few live states cannot average out?
+    "ternary-bn-sp90-det-x8-decay": [*T, *BN, "--no-stochastic", *SP, "--epochs", "8", "--lr-final", "0.001"],
     # ternary + 90% zeros fine-tuned for 4 more budgets from the pruned fp run at 8x and distilled from it
     "ternary-bn-sp90-kd-ftp-x4": [*T, *BN, *SP, "--epochs", "4", "--init-from", "{study}/fp-bn-sp90-x8-s{seed}",
                                   "--teacher", "{study}/fp-bn-sp90-x8-s{seed}"],
