@@ -36,6 +36,10 @@ ROWS_LM = {
                             "--lr-schedule", "step"],
     "ternary-bn-sp90-x4-decay": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--epochs", "12",
                                  "--lr-final", "0.0005", "--lr-schedule", "step"],
+    # a 64-wide fp embedding in front instead of one-hot characters (the reference code's input): with one-hot
+    # input each character's input projection is a column of ternary codes
+    "fp-bn-e64": ["--batch-norm", "--embed", "64"],
+    "ternary-bn-e64": ["--weights", "ternary", *PAPER, "--embed", "64"],
     "fp-sp90": ["--state-sparsity", "0.9"],
     "fp-bn-sp90": ["--batch-norm", "--state-sparsity", "0.9"],  # pruning's cost apart from the weights'
     "binary-bn": ["--weights", "binary", *PAPER],
