@@ -223,8 +223,8 @@ ROWS_DEMO = {
     "ternary-bn-x8-decay": [*T, *BN, "--epochs", "8", "--lr-final", "0.001"],
     "fp-bn-sp90-x8-decay": [*BN, *SP, "--epochs", "8", "--lr-final", "0.001"],
     "ternary-bn-sp90-x8-decay": [*T, *BN, *SP, "--epochs", "8", "--lr-final", "0.001"],
-    # twice the width at 90% zeros (about 51 live states: fewer weight bytes read per step than dense ternary
-    # at 256) and at 95% (about 26 live states, as many as the 256-unit pruned rows)
+    # twice the width at 90% zeros (about 48 live states: fewer weight bytes read per step than dense ternary
+    # at 256) and at 95% (about 24 live states, as many as the 256-unit pruned rows)
     "ternary-bn-sp90-h512-x8-decay": [*T, *BN, *SP, "--hidden", "512", "--epochs", "8", "--lr-final", "0.001"],
     "ternary-bn-sp95-h512-x8-decay": [*T, *BN, "--state-sparsity", "0.95", "--hidden", "512", "--epochs", "8",
                                       "--lr-final", "0.001"],

@@ -365,8 +365,9 @@ class Trainer:
         for b in range(pos["batch"], len(plan)):
             r.net.train()
             r.model.lstm.set_prune_ramp(cfg.prune_ramp(pos["step"] / total))
+            lr = cfg.lr_at(epoch, pos["step"] / total)
             for g in r.opt.param_groups:
-                g["lr"] = cfg.lr_at(epoch, pos["step"] / total)
+                g["lr"] = lr
             r.model.lstm.reset_state_stats()
             loss, ce, ntok = self._step(r, plan[b])
             self._sync_buffers(r.model)
@@ -490,7 +491,7 @@ class Trainer:
             plan = list(range((self._streams.shape[0] - 1) // cfg.seq_len))
         return plan[: cfg.steps_per_epoch] if cfg.steps_per_epoch else plan
 
-    def _loss(self, r: _Run, logits, y, teacher_logits) -> torch.Tensor:
+    def _loss(self, r: _Run, logits, y, teacher_logits) -> tuple[torch.Tensor, torch.Tensor]:
         """``(objective, cross entropy)``: with a teacher they differ, and only the second is bits/char."""
         V = logits.shape[-1]
         ce = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
