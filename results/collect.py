@@ -15,6 +15,12 @@ hidden states, and the inference cost of one time step counted from those zeros:
 
 The papers' published numbers (``results/papers.yaml``) stand beside each table, labelled with their
 own corpus: none of them is on a corpus used here.
+
+Each evaluated run leaves a record in ``results/runs.json`` (its config, its test evaluation, where it
+trained, its validation curve), keyed by its directory: the tables are built from the records, so a row
+keeps its seeds when the runs' directories (which are not committed) are gone, and a run found on disk
+replaces its record. Records of runs evaluated before the curves were kept have none (``valid: null``),
+and where a row's summary was all that was kept, each seed's zeros are the row's mean (``zeros_of``).
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from leanrnn.train import epochs_done, evaluate_split, load_data, load_run  # no
 
 HERE = Path(__file__).parent
 RUNS = Path("runs/fidelity")
+RECORDS = HERE / "runs.json"
 TITLES = {"demo": "Character-level LM on pystdlib at the main job's budget (leanrnn demo's recipe chosen here)",
           "linux": "Character-level LM on the Linux kernel sources (linux)",
           "shakespeare": "Character-level LM on Shakespeare's plays (shakespeare)",
@@ -89,28 +96,53 @@ def devices(d: Path) -> list[str]:
     return [n for i, n in enumerate(names) if n not in names[:i]]
 
 
-def where(runs: list[Path]) -> str:
-    """One label for a row's runs: CPU, the GPU's name, or both with the epochs each trained."""
-    per = [devices(d) for d in runs]
+def record(d: Path) -> dict:
+    """What the tables need of a finished run on disk, kept in ``results/runs.json``."""
+    key = f"valid_{METRIC[json.loads((d / 'config.json').read_text())['task']]}"
+    rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return {"config": json.loads((d / "config.json").read_text()), "eval": evaluate(d), "devices": devices(d),
+            "valid": [[r["epoch"], r[key]] for r in rows if key in r]}
+
+
+def where(recs: list[dict]) -> str:
+    """One label for a row's runs: CPU, the GPU's name, or both with the epochs each trained. Records
+    that kept only their row's label (``trained_on``, no ``devices``) keep it."""
+    known = [r for r in recs if r.get("devices")]
+    kept = sorted({r["trained_on"] for r in recs if not r.get("devices")})
+    per = [r["devices"] for r in known]
     if all(p == ["cpu"] for p in per):
-        return "CPU"
-    gpus = sorted({n for p in per for n in p if n != "cpu"})
-    on_gpu, mixed = sum(1 for p in per if p != ["cpu"]), sum(1 for p in per if len(p) > 1)
-    return (" + ".join(gpus) + f": {on_gpu} of {len(runs)} runs"
-            + (f" ({mixed} finished on the CPU)" if mixed else "") + ("" if on_gpu == len(runs) else ", the rest CPU"))
+        label = "CPU"
+    else:
+        gpus = sorted({n for p in per for n in p if n != "cpu"})
+        on_gpu, mixed = sum(1 for p in per if p != ["cpu"]), sum(1 for p in per if len(p) > 1)
+        label = (" + ".join(gpus) + f": {on_gpu} of {len(per)} runs" + (f" ({mixed} finished on the CPU)" if mixed
+                 else "") + ("" if on_gpu == len(per) else ", the rest CPU"))
+    if not kept:
+        return label
+    if not known:
+        return "; ".join(kept)
+    return "; ".join(kept) + f"; {len(known)} more: {label}" if kept != ["CPU"] or label != "CPU" else "CPU"
 
 
-def collect_study(study: str) -> list[dict]:
+def records() -> dict:
+    return json.loads(RECORDS.read_text()) if RECORDS.exists() else {}
+
+
+def collect_study(study: str, recs: dict) -> list[dict]:
+    """The study's rows from its runs: those on disk evaluated (and their records in ``recs`` renewed),
+    the others from their records."""
     recipe, rows, _ = STUDIES[study]
     out = []
     for row, flags in rows.items():
-        runs = sorted(d for d in (RUNS / study).glob(f"{row}-s*")
-                      if d.is_dir() and re.fullmatch(rf"{row}-s\d+", d.name))
-        done = [d for d in runs if finished(d)]
+        pattern = re.compile(rf"{re.escape(str(RUNS / study / row))}-s\d+")
+        for d in (RUNS / study).glob(f"{row}-s*"):
+            if d.is_dir() and pattern.fullmatch(str(d)) and finished(d):
+                recs[str(d)] = record(d)
+        done = sorted((k for k in recs if pattern.fullmatch(k)), key=lambda k: int(k.rpartition("-s")[2]))
         if not done:
             continue
-        evals = [evaluate(d) for d in done]
-        cfg = json.loads((done[0] / "config.json").read_text())
+        evals = [recs[k]["eval"] for k in done]
+        cfg = recs[done[0]]["config"]
         metric = evals[0]["metric_name"]
         vals = [e[metric] for e in evals]
         zeros = statistics.mean(e["state_sparsity"] for e in evals)
@@ -122,7 +154,9 @@ def collect_study(study: str) -> list[dict]:
                     "BN shared" if cfg["batch_norm"] else "weight norm" if cfg.get("weight_norm") else "none",
                     "target_zeros": cfg["state_sparsity"], "hidden": cfg["hidden"],
                     "cost": step_cost(cfg, evals[0].get("vocab_size"), zeros),
-                    "runs": [str(d) for d in done], "trained_on": where(done)})
+                    "runs": done, "trained_on": where([recs[k] for k in done])})
+        out[-1]["budget"] = budget(out[-1], recs)
+        out[-1]["curve"] = recs[done[0]].get("valid")  # the first seed's validation metric after each epoch
     return out
 
 
@@ -142,20 +176,20 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def budget(r: dict) -> float:
+def budget(r: dict, recs: dict) -> float:
     """A row's training budget in units of its recipe's: its epochs over the recipe's, plus the budgets of
     the runs it needed, the one it was fine-tuned from (``--init-from``) and its teacher (``--teacher``),
     each counted once, and so on down the chain."""
     epochs = yaml.safe_load(Path(r["recipe"]).read_text())["epochs"]
-    total, todo, seen = 0.0, [Path(r["runs"][0])], set()
+    total, todo, seen = 0.0, [r["runs"][0]], set()
     while todo:
-        d = todo.pop()
-        if d.resolve() in seen:
+        d = str(Path(todo.pop()))
+        if d in seen:
             continue
-        seen.add(d.resolve())
-        cfg = json.loads((d / "config.json").read_text())  # (a missing run is an error, not a free one)
+        seen.add(d)
+        cfg = recs[d]["config"]  # (a run with no record is an error, not a free one)
         total += cfg["epochs"] / epochs
-        todo += [Path(cfg[k]) for k in ("init_from", "teacher") if cfg.get(k)]
+        todo += [cfg[k] for k in ("init_from", "teacher") if cfg.get(k)]
     return total
 
 
@@ -183,7 +217,7 @@ def plot(study: str, rows: list[dict]) -> str:
         color = "tab:red" if r["target_zeros"] else "tab:blue"
         on = r in front
         ax.errorbar(x, y, yerr=r["std"] or 0, fmt=style, color=color, capsize=3, alpha=1.0 if on else 0.25,
-                    markerfacecolor="white" if budget(r) > 1 else color)
+                    markerfacecolor="white" if r["budget"] > 1 else color)
         if on:
             ax.annotate(r["row"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.step([r["cost"]["bytes"] / 1024 for r in front], [r["mean"] for r in front], where="post",
@@ -206,17 +240,15 @@ def length_plot(study: str, rows: list[dict]) -> tuple[str, str]:
     learning rate (``-x8``, ``-x16``): epoch ``k`` is the row at ``k`` times the budget. Returns the
     figure's name and, per row, its gap to fp with the same normalization at each multiple, both taken
     at their best validation epoch up to it (early stopping within that budget)."""
-    long = [r for r in rows if re.search(r"-x(8|16)$", r["row"])]
+    long = [r for r in rows if re.search(r"-x(8|16)$", r["row"]) and r["curve"]]
     if not long:
         return "", ""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    key = f"valid_{long[0]['metric']}"
     curves = {}
     for r in long:
-        m = [json.loads(x) for x in (Path(r["runs"][0]) / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        curves[r["row"]] = [(x["epoch"], x[key]) for x in m]
+        curves[r["row"]] = [tuple(x) for x in r["curve"]]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for row, c in curves.items():
         ax.plot(*zip(*c), marker="o", label=row)
@@ -252,8 +284,8 @@ def frontier_text(rows: list[dict]) -> str:
 
     def names(rs: list[dict]) -> str:
         return " → ".join(f"`{r['row']}` ({fmt(r['mean'])}, {r['cost']['bytes'] / 1024:,.1f} KiB"
-                          + (f", {budget(r):g}x the budget" if budget(r) != 1 else "") + ")" for r in frontier(rs))
-    same = [r for r in rows if budget(r) == 1]
+                          + (f", {r['budget']:g}x the budget" if r["budget"] != 1 else "") + ")" for r in frontier(rs))
+    same = [r for r in rows if r["budget"] == 1]
     return ("The frontier, cheapest first (no row is better at the same or a lower cost; every row not named "
             f"is dominated by one of these): at any budget {names(rows)}"
             + (f"; at the recipe's budget alone {names(same)}" if same and len(same) < len(rows) else "") + ".")
@@ -343,9 +375,11 @@ compared only with fp rows trained on that schedule. LSTM weights: as the export
 
 
 def main() -> int:
-    out, parts = {}, []
+    out, parts, recs = {}, [], records()
     for study in STUDIES:
-        rows = collect_study(study)
+        rows = collect_study(study, recs)
+        RECORDS.write_text("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(recs.items()))
+                           + "\n}\n")  # one run a line: a new seed is a one-line change
         if not rows:
             continue
         out[study] = rows

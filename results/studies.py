@@ -12,6 +12,7 @@ starts once that run has finished. Killing this script (or the session) loses at
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -232,6 +233,10 @@ ROWS_DEMO = {
     # ternary + 90% zeros with deterministic ternarization in training (straight-through): is the sampling
     # noise what the few live states cannot average out?
     "ternary-bn-sp90-det-x8-decay": [*T, *BN, "--no-stochastic", *SP, "--epochs", "8", "--lr-final", "0.001"],
+    # the two levers together: deterministic ternarization at twice the width with 90% zeros
+    "ternary-bn-sp90-det-h512-x8-decay": [*T, *BN, "--no-stochastic", *SP, "--hidden", "512", "--epochs", "8",
+                                          "--lr-final", "0.001"],
+    "binary-bn-x8-decay": ["--weights", "binary", *BN, "--epochs", "8", "--lr-final", "0.001"],
     # ternary + 90% zeros fine-tuned for 4 more budgets from the pruned fp run at 8x and distilled from it
     "ternary-bn-sp90-kd-ftp-x4": [*T, *BN, *SP, "--epochs", "4", "--init-from", "{study}/fp-bn-sp90-x8-s{seed}",
                                   "--teacher", "{study}/fp-bn-sp90-x8-s{seed}"],
@@ -267,6 +272,12 @@ def finished(d: Path) -> bool:
     return done is not None and done[0] >= done[1]
 
 
+def recorded() -> set[str]:
+    """The runs ``results/collect.py`` has evaluated and recorded (their directories may be gone)."""
+    p = Path(__file__).parent / "runs.json"
+    return set(json.loads(p.read_text())) if p.exists() else set()
+
+
 def running(d: Path) -> bool:
     """Whether another process is training ``d`` now (its pid in ``RUN.running`` beside it is alive)."""
     try:
@@ -284,6 +295,14 @@ def clear_unstarted(d: Path) -> None:
         if left <= {"config.json", "command.txt", "steps.jsonl"}:
             for name in left:
                 (d / name).unlink()
+
+
+def to_train(todo: list[tuple[str, int]], study: str, kept: set[str], again: bool = False) -> list[tuple[str, int]]:
+    """The runs of ``todo`` to start or resume: not finished, not training elsewhere, and, unless ``again``,
+    not recorded by ``results/collect.py`` with their directory gone (a started rerun resumes)."""
+    def left(d: Path) -> bool:
+        return not finished(d) and not running(d) and (again or (d / "checkpoint.pt").exists() or str(d) not in kept)
+    return [(r, s) for r, s in todo if left(run_dir(study, r, s))]
 
 
 def depends_on(flags: list[str], study: str, seed: int) -> list[Path]:
@@ -324,19 +343,23 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="print each run's state and exit")
     ap.add_argument("--device", default="cpu", help="where the runs train: cpu (default) or cuda[:N]; a run "
                     "resumes on it wherever it started")
+    ap.add_argument("--again", action="store_true", help="also train the runs that results/runs.json records "
+                    "but whose directories are not here (default: a recorded run counts as done)")
     args = ap.parse_args()
     recipe, rows, seeds = STUDIES[args.study]
     unknown = sorted(set(args.rows or ()) - set(rows))
     if unknown:
         ap.error(f"unknown row(s) {', '.join(unknown)}; the rows of {args.study}: {', '.join(rows)}")
     todo = [(r, s) for r in (args.rows or rows) for s in (args.seeds or seeds)]  # in the order given
+    kept = recorded()
     if args.list:
         for r, s in todo:
             d = run_dir(args.study, r, s)
-            print(f"{d}: {'done' if finished(d) else 'started' if (d / 'checkpoint.pt').exists() else 'to do'}")
+            state = ("done" if finished(d) else "started" if (d / "checkpoint.pt").exists() else
+                     "recorded (results/runs.json; its files are not here)" if str(d) in kept else "to do")
+            print(f"{d}: {state}")
         return 0
-    pending = [(r, s) for r, s in todo
-               if not finished(run_dir(args.study, r, s)) and not running(run_dir(args.study, r, s))]
+    pending = to_train(todo, args.study, kept, args.again)
     procs: list[tuple[subprocess.Popen, Path]] = []
     while pending or procs:
         while len(procs) < args.workers:

@@ -39,3 +39,16 @@ def test_dependent_waits_until_its_run_has_finished(here):
 def test_dependent_on_a_run_nobody_trains_is_dropped(here):
     assert studies.pick([("ft", 3)], ROWS, "x", set()) == (0, False)
     assert studies.depends_on(ROWS["ft"], "x", 3) == [Path("runs/fidelity/x/fp-s3")] * 2
+
+
+def test_a_recorded_run_counts_as_done_unless_asked_again(here):
+    todo = [("fp", 0), ("fp", 1), ("fp", 2)]
+    _finish(studies.run_dir("x", "fp", 2))
+    kept = {str(studies.run_dir("x", "fp", s)) for s in (0, 1)}  # in results/runs.json, directories gone
+    assert studies.to_train(todo, "x", kept) == []
+    assert studies.to_train(todo, "x", kept, again=True) == [("fp", 0), ("fp", 1)]
+    d = studies.run_dir("x", "fp", 1)  # a rerun that started: it resumes
+    d.mkdir(parents=True)
+    (d / "checkpoint.pt").write_bytes(b"")
+    assert studies.to_train(todo, "x", kept) == [("fp", 1)]
+    assert studies.to_train(todo, "x", set()) == [("fp", 0), ("fp", 1)]

@@ -146,29 +146,38 @@ def _settings(args) -> dict:
     return load_recipe(args.recipe)
 
 
-def train(args, argv) -> int:
-    from ..data import check_for_task
-    from ..train import TrainConfig, Trainer, epochs_done
-    if args.resume:
-        return _resume(args)
+def train_config(args) -> tuple:
+    """A new run's ``TrainConfig`` from ``--recipe`` then the flags, with the defaults that depend on
+    other settings applied, and the notes that say which were applied (``leanrnn train`` prints them)."""
+    from ..train import TrainConfig
     settings = _settings(args)
     settings.update(_overrides(args))
+    notes = []
     if settings.get("weights", "fp") != "fp" and not {"batch_norm", "weight_norm"} & set(settings):
         # Unnormalized low-bit LSTMs train badly (results/README.md); weight norm has no statistics, so
         # the model streams past its training length and its file carries one scale per gate row.
         settings["weight_norm"] = True
-        if os.environ.get("RANK", "0") == "0":
-            print("note: binary/ternary weights with no normalization chosen: weight normalization is on "
-                  "(--batch-norm for the paper's batch norm, --no-weight-norm for none)")
+        notes.append("binary/ternary weights with no normalization chosen: weight normalization is on "
+                     "(--batch-norm for the paper's batch norm, --no-weight-norm for none)")
     if (settings.get("task") == "classify" and settings.get("state_sparsity") and settings.get("layers", 1) == 1
             and "prune_output" not in settings):
         # A one-layer classifier's head reads the final state once per sequence: pruning it saves
         # nothing per step and cost about 15 points on digits (results/README.md): prune the fed-back state.
         settings["prune_output"] = False
+        notes.append("a one-layer classifier with state pruning: only the state fed back is pruned, the "
+                     "head reads the whole final state (--prune-output to prune what it reads too)")
+    return TrainConfig.from_dict(settings).validate(), notes
+
+
+def train(args, argv) -> int:
+    from ..data import check_for_task
+    from ..train import Trainer, epochs_done
+    if args.resume:
+        return _resume(args)
+    cfg, notes = train_config(args)
+    for note in notes:
         if os.environ.get("RANK", "0") == "0":
-            print("note: a one-layer classifier with state pruning: only the state fed back is pruned, the "
-                  "head reads the whole final state (--prune-output to prune what it reads too)")
-    cfg = TrainConfig.from_dict(settings).validate()
+            print(f"note: {note}")
     for flag, run in (("--init-from", cfg.init_from), ("--teacher", cfg.teacher)):
         if run:
             done = epochs_done(checks.run_dir(run, f"train {flag}"))

@@ -1,0 +1,75 @@
+"""results/collect.py's records: a table row keeps its seeds when the runs' directories are gone."""
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+RESULTS = Path(__file__).parents[1] / "results"
+sys.path.insert(0, str(RESULTS))
+_spec = importlib.util.spec_from_file_location("collect", RESULTS / "collect.py")
+collect = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(collect)
+
+CFG = {"task": "char-lm", "weights": "ternary", "batch_norm": True, "bn_stats": "step", "weight_norm": False,
+       "state_sparsity": 0.9, "hidden": 8, "layers": 1, "embed": 0, "prune_output": True, "epochs": 2,
+       "init_from": None, "teacher": None}
+
+
+@pytest.fixture
+def study(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("r.yaml").write_text("task: char-lm\nepochs: 2\n")
+    monkeypatch.setattr(collect, "RUNS", Path("runs/fidelity"))
+    monkeypatch.setattr(collect, "STUDIES", {"x": ("r.yaml", {"t": ["--weights", "ternary"]}, [0])})
+    # what evaluating seed s on its test split gives: 2 + s bits/char, 90% zeros
+    monkeypatch.setattr(collect, "evaluate", lambda d: {"bpc": 2.0 + int(d.name[-1]), "state_sparsity": 0.9,
+                                                        "metric_name": "bpc", "vocab_size": 5})
+
+
+def _run(seed: int, device: str = "cpu") -> Path:
+    d = Path(f"runs/fidelity/x/t-s{seed}")
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({**CFG, "seed": seed}))
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "valid_bpc": 3.0 - e, "device": device}) + "\n"
+                                             for e in (1, 2)))
+    (d / "best.pt").write_bytes(b"")
+    return d
+
+
+def test_a_row_keeps_its_seeds_from_the_records_once_the_runs_are_gone(study):
+    recs = {}
+    d0, d1 = _run(0), _run(1)
+    (row,) = collect.collect_study("x", recs)
+    assert (row["seeds"], row["mean"], row["values"]) == (2, 2.5, [2.0, 3.0])
+    assert row["curve"] == [[1, 2.0], [2, 1.0]] and row["budget"] == 1 and row["trained_on"] == "CPU"
+    shutil.rmtree(d0)
+    shutil.rmtree(d1)
+    again = json.loads(json.dumps(recs))  # as written to and read back from runs.json
+    assert collect.collect_study("x", again) == [row]
+    _run(2, device="NVIDIA H100")  # a new seed on disk joins the recorded ones
+    (row3,) = collect.collect_study("x", again)
+    assert row3["values"] == [2.0, 3.0, 4.0] and row3["trained_on"] == "NVIDIA H100: 1 of 3 runs, the rest CPU"
+
+
+def test_an_unfinished_run_on_disk_neither_counts_nor_replaces_its_record(study):
+    recs = {}
+    _run(0)
+    collect.collect_study("x", recs)
+    kept = json.loads(json.dumps(recs))
+    shutil.rmtree("runs/fidelity/x/t-s0")
+    d = _run(0)
+    (d / "best.pt").unlink()  # a rerun still training
+    (d / "config.json").write_text(json.dumps({**CFG, "epochs": 4}))
+    (row,) = collect.collect_study("x", kept)
+    assert row["values"] == [2.0] and kept["runs/fidelity/x/t-s0"]["config"]["epochs"] == 2
+
+
+def test_a_row_with_only_a_kept_label_keeps_it():
+    label = "NVIDIA H200: 2 of 3 runs, the rest CPU"
+    kept = [{"devices": None, "trained_on": label}] * 3
+    assert collect.where(kept) == label
+    assert collect.where([{"devices": None, "trained_on": "CPU"}, {"devices": ["cpu"]}]) == "CPU"
+    assert collect.where([{"devices": None, "trained_on": label}, {"devices": ["cpu"]}]) == f"{label}; 1 more: CPU"
