@@ -240,6 +240,13 @@ ROWS_DEMO = {
     # ternary + 90% zeros fine-tuned for 4 more budgets from the pruned fp run at 8x and distilled from it
     "ternary-bn-sp90-kd-ftp-x4": [*T, *BN, *SP, "--epochs", "4", "--init-from", "{study}/fp-bn-sp90-x8-s{seed}",
                                   "--teacher", "{study}/fp-bn-sp90-x8-s{seed}"],
+    # deterministic ternarization distilled from the pruned fp run of the same seed, from scratch
+    "ternary-bn-sp90-det-kd-x8-decay": [*T, *BN, "--no-stochastic", *SP, "--epochs", "8", "--lr-final", "0.001",
+                                        "--teacher", "{study}/fp-bn-sp90-x8-decay-s{seed}"],
+    # the same from the decayed pruned fp run, deterministic ternarization, its rate decayed again
+    "ternary-bn-sp90-det-kd-ftp-x4-decay": [*T, *BN, "--no-stochastic", *SP, "--epochs", "4", "--lr-final", "0.001",
+                                            "--init-from", "{study}/fp-bn-sp90-x8-decay-s{seed}",
+                                            "--teacher", "{study}/fp-bn-sp90-x8-decay-s{seed}"],
     "binary-bn-x8": ["--weights", "binary", *BN, "--epochs", "8"],
     # the recipe's budget with the rate decayed tenfold over its 600 steps (per step: one epoch)
     "fp-decay": ["--lr", "0.006", *DECAY6],
