@@ -221,6 +221,7 @@ ROWS_DEMO = {
     "fp-bn-sp90-x8": [*BN, *SP, "--epochs", "8"],  # pruning's own cost near convergence
     # the same length with the learning rate decayed tenfold over it (ternary plateaus at the constant rate)
     "fp-bn-x8-decay": [*BN, "--epochs", "8", "--lr-final", "0.001"],
+    "fp-x8-decay": ["--lr", "0.006", "--epochs", "8", "--lr-final", "0.0006"],  # plain fp, the other reference
     "ternary-bn-x8-decay": [*T, *BN, "--epochs", "8", "--lr-final", "0.001"],
     "fp-bn-sp90-x8-decay": [*BN, *SP, "--epochs", "8", "--lr-final", "0.001"],
     "ternary-bn-sp90-x8-decay": [*T, *BN, *SP, "--epochs", "8", "--lr-final", "0.001"],
