@@ -244,7 +244,7 @@ ROWS_DEMO = {
     # deterministic ternarization distilled from the pruned fp run of the same seed, from scratch
     "ternary-bn-sp90-det-kd-x8-decay": [*T, *BN, "--no-stochastic", *SP, "--epochs", "8", "--lr-final", "0.001",
                                         "--teacher", "{study}/fp-bn-sp90-x8-decay-s{seed}"],
-    # the same from the decayed pruned fp run, deterministic ternarization, its rate decayed again
+    # fine-tuned for 4 more budgets from the decayed pruned fp run and distilled from it, deterministic
     "ternary-bn-sp90-det-kd-ftp-x4-decay": [*T, *BN, "--no-stochastic", *SP, "--epochs", "4", "--lr-final", "0.001",
                                             "--init-from", "{study}/fp-bn-sp90-x8-decay-s{seed}",
                                             "--teacher", "{study}/fp-bn-sp90-x8-decay-s{seed}"],
