@@ -362,7 +362,9 @@ seed 0 trained (1,500 on linux, 1,250 on shakespeare) on the same learning-rate 
 over the data; 1,500 steps are 1.8 passes over linux's 5.3 M training characters, and Fashion-MNIST had
 200 steps of 100 images (about a third of a pass): early points on the papers' curves, not their end
 points. The 2,000- and 2,750-step rows (seed 0, `results/paper_gpu.sh ... long`, an H100): the same
-schedule run on to 3,000 steps or 490 s (reached: 2,750, the pruned runs 2,000); fp + BN dense was not
+schedule run on to 3,000 steps or 490 s (reached: 2,750, the pruned runs 2,000); seeds 1 and 2
+(`results/paper_gpu.sh ... seeds-long`, an H100, five runs at once) stopped after exactly those steps on
+that schedule (fp + BN with 90% zeros: seed 1 only); fp + BN dense was not
 re-run on linux (its validation bits rose after its best epochs, at 750-1,000 steps, in all three
 seeds; on shakespeare, re-run, they rose from 1,000 to 2,750). The first gap column compares with
 fp + BN trained for the same number of steps with the same target zeros; the second with dense fp +

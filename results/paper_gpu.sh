@@ -20,8 +20,9 @@
 # 1,500 steps are the seed runs' (fp + BN on linux peaked at 750-1,000 steps in all three seeds and is not re-run):
 # linux ternary + BN, ternary + BN + 90% zeros and fp + BN + 90% zeros, shakespeare fp + BN and ternary + BN,
 # seed 0, each until 3,000 steps or the time limit. Does the low-bit models' gap close with training?
-# "seeds-long": the long runs' seeds 1 and 2 for linux and shakespeare ternary + BN, and seed 1 of the linux
-# pruned pair (six runs).
+# "seeds-long": the linux long runs' seeds 1 and 2, each stopped after exactly the steps seed 0 trained (11
+# epochs, lr_final 2e-3 * 0.5^(11/16): ternary + BN to 2,750 steps; 8 epochs, 2e-3 * 0.5^(8/16): ternary + BN
+# + 90% zeros to 2,000) or at the time limit, and seed 1 of fp + BN + 90% zeros to 2,000 (five runs).
 # "decay": the long runs' 3,000 steps with the rate decayed tenfold every step instead (2e-3 to 2e-4,
 # --lr-schedule step; on pystdlib this closed the 256-unit ternary gap): linux fp + BN, ternary + BN and
 # both with 90% zeros, shakespeare fp + BN and ternary + BN, seed 0 (six runs).
@@ -40,10 +41,12 @@ LM="--epochs 16 --steps-per-epoch 250 --checkpoint-every 50"
 IM="--epochs 10 --steps-per-epoch 100 --checkpoint-every 25"
 SEEDS="--epochs 6 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0015422108"
 LONG="--epochs 12 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0011892071"
+LONG11="--epochs 11 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0012418578"
+LONG8="--epochs 8 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0014142136"
 DECAY="--epochs 12 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0002 --lr-schedule step"
 SEEDS_S="--epochs 5 --steps-per-epoch 250 --checkpoint-every 50 --lr-final 0.0016104903"
 if [ "${MODE%tiny}" != "$MODE" ]; then
-  SEEDS="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; SEEDS_S=$SEEDS; LONG=$SEEDS
+  SEEDS="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; SEEDS_S=$SEEDS; LONG=$SEEDS; LONG11=$SEEDS; LONG8=$SEEDS
   DECAY="$SEEDS --lr-final 0.0002 --lr-schedule step"
   LM="--epochs 2 --steps-per-epoch 2 --max-chars 200000 --hidden 32"; IM="--epochs 2 --steps-per-epoch 2 --hidden 8 --max-examples 200"
 fi
@@ -57,11 +60,10 @@ for w in fp ternary; do
 done
 elif [ "${MODE#seeds-long}" != "$MODE" ]; then
 for seed in 1 2; do
-  run linux-ternary-bn-long-s$seed --recipe $PL $L --seed $seed $LONG &
-  run shakespeare-ternary-bn-long-s$seed --recipe $PS $S --seed $seed $LONG &
+  run linux-ternary-bn-long-s$seed --recipe $PL $L --seed $seed $LONG11 &
+  run linux-ternary-bn-sp90-long-s$seed --recipe $PL $L --state-sparsity 0.9 --seed $seed $LONG8 &
 done
-run linux-ternary-bn-sp90-long-s1 --recipe $PL $L --state-sparsity 0.9 --seed 1 $LONG &
-run linux-fp-bn-sp90-long-s1 --recipe $PL $L --weights fp --state-sparsity 0.9 --seed 1 $LONG &
+run linux-fp-bn-sp90-long-s1 --recipe $PL $L --weights fp --state-sparsity 0.9 --seed 1 $LONG8 &
 elif [ "${MODE#long}" != "$MODE" ]; then
 run linux-ternary-bn-long-s0 --recipe $PL $L $LONG &
 run linux-ternary-bn-sp90-long-s0 --recipe $PL $L --state-sparsity 0.9 $LONG &

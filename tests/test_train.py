@@ -350,3 +350,35 @@ def test_one_hot_char_lm():
     m = LanguageModel(20, 8, embed_size=0, weights="binary", batch_norm=True)
     logits, _ = m(torch.randint(0, 20, (5, 3)))
     assert logits.shape == (5, 3, 20) and m.lstm.input_size == 20
+
+
+def test_evaluate_lm_splits_its_bits_by_stream_and_can_drop_the_carried_state():
+    from _models import trained_lm
+    from leanrnn.train import evaluate_lm
+    model = trained_lm(V=10, H=6, embed=3)
+    ids = torch.randint(0, 10, (4 * 31 + 1,))
+    r = evaluate_lm(model, ids, batch=4, seq_len=10)
+    assert len(r["stream_bits"]) == 4 and r["tokens"] == 4 * 30
+    assert sum(r["stream_bits"]) / 4 == pytest.approx(r["bits_per_token"], rel=1e-9)
+    # one segment covers each stream: nothing is carried, so zero-started scores the same
+    one = evaluate_lm(model, ids, batch=4, seq_len=30)
+    assert evaluate_lm(model, ids, batch=4, seq_len=30, carry=False)["stream_bits"] == one["stream_bits"]
+    # several segments: only the first starts from zero in both, the later ones differ
+    cut = evaluate_lm(model, ids, batch=4, seq_len=10, carry=False)
+    assert cut["bits_per_token"] != pytest.approx(r["bits_per_token"], abs=1e-6)
+
+
+def test_stream_bpc_script_prints_each_stream(tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("stream_bpc", Path(__file__).parents[1] / "results" / "stream_bpc.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "run"
+    argv = ["train", "--task", "char-lm", "--epochs", "1", "--steps-per-epoch", "2", "--out", str(out)]
+    assert main(argv + TINY) == 0
+    capsys.readouterr()
+    script.main([str(out), "--split", "valid"])
+    text = capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())
+    assert "bits/char with the state carried" in text
+    assert len([x for x in text.splitlines() if x.strip() and x.split()[0].isdigit()]) == cfg["eval_batch"]
