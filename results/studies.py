@@ -287,7 +287,10 @@ def recorded() -> set[str]:
 
 
 def running(d: Path) -> bool:
-    """Whether another process is training ``d`` now (its pid in ``RUN.running`` beside it is alive)."""
+    """Whether another process is training ``d`` now (its pid in ``RUN.running`` beside it is alive). A
+    finished run is not: a marker left by a driver that was killed can name a pid the system reused."""
+    if finished(d):
+        return False
     try:
         os.kill(int(d.with_name(d.name + ".running").read_text()), 0)
         return True
@@ -394,6 +397,7 @@ def main() -> int:
         for p, d in list(procs):
             if p.poll() is not None:
                 procs.remove((p, d))
+                d.with_name(d.name + ".running").unlink(missing_ok=True)
                 print(f"{'done' if p.returncode == 0 else f'FAILED ({p.returncode})'} {d}", flush=True)
     return 0
 

@@ -52,3 +52,19 @@ def test_a_recorded_run_counts_as_done_unless_asked_again(here):
     (d / "checkpoint.pt").write_bytes(b"")
     assert studies.to_train(todo, "x", kept) == [("fp", 1)]
     assert studies.to_train(todo, "x", set()) == [("fp", 0), ("fp", 1)]
+
+
+def test_a_marker_names_a_running_run_only_while_the_run_is_unfinished(here):
+    import os
+    d = studies.run_dir("x", "fp", 0)
+    _finish(d, epochs=1)
+    (d / "config.json").write_text(json.dumps({"epochs": 2}))
+    marker = d.with_name(d.name + ".running")
+    marker.write_text(str(os.getpid()))  # a live pid
+    assert studies.running(d)
+    _finish(studies.run_dir("x", "fp", 1))
+    done = studies.run_dir("x", "fp", 1)
+    done.with_name(done.name + ".running").write_text(str(os.getpid()))  # stale marker, pid reused
+    assert not studies.running(done)
+    marker.write_text("not a pid")
+    assert not studies.running(d)
