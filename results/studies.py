@@ -74,6 +74,8 @@ ROWS_WIDTH = {
     # the papers' width (512 units) at this budget: does the ternary gap close in a wider model?
     "fp-bn-h512": ["--batch-norm", "--hidden", "512"],
     "ternary-bn-h512": ["--weights", "ternary", *PAPER, "--hidden", "512"],
+    # and with 90% zeros: on pystdlib (eight budgets) the wider pruned model matched dense fp + BN
+    "ternary-bn-sp90-h512": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--hidden", "512"],
     "fp-h64": ["--hidden", "64"],
     "fp-h32": ["--hidden", "32"],
     "fp-h16": ["--hidden", "16"],
