@@ -76,6 +76,7 @@ ROWS_WIDTH = {
     "ternary-bn-h512": ["--weights", "ternary", *PAPER, "--hidden", "512"],
     # and with 90% zeros: on pystdlib (eight budgets) the wider pruned model matched dense fp + BN
     "ternary-bn-sp90-h512": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--hidden", "512"],
+    "fp-bn-sp90-h512": ["--batch-norm", "--state-sparsity", "0.9", "--hidden", "512"],
     "fp-h64": ["--hidden", "64"],
     "fp-h32": ["--hidden", "32"],
     "fp-h16": ["--hidden", "16"],
