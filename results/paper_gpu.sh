@@ -4,8 +4,12 @@
 # checkpoint), then evaluated on its test split at its best validation epoch.
 #
 #   python results/paper_gpu.py data DATA         # the three corpora in one folder (a GPU machine has no apt)
-#   bash results/paper_gpu.sh cuda 380 OUT DATA     # writes OUT/runs.tgz (no weights)
+#   bash results/paper_gpu.sh cuda 380 OUT DATA     # writes OUT/runs.tgz (no weights) and OUT/weights/
 #   python results/paper_gpu.py summarize RUNS      # RUNS: the unpacked runs.tgz -> results/paper-gpu.json
+#
+# OUT/weights/<run>.best.pt: each run's best checkpoint while it is at most 16 MiB, for up to 8 runs (what a
+# lent machine sends back); `cp OUT/weights/<run>.best.pt RUNS/<run>/best.pt` makes a run of the unpacked
+# runs.tgz evaluable again here (`leanrnn eval`, `results/stream_bpc.py`) without retraining it.
 #
 # An epoch here is 250 steps (--steps-per-epoch), so that a cut run has several evaluated epochs; the
 # learning rate decays from the recipe's lr to its lr_final over the 16 epochs a run would have in full.
@@ -102,3 +106,9 @@ done
 wait
 cat $R/rc.txt $R/*.eval.log
 tar czf $O/runs.tgz --exclude='*.pt' -C $R .
+mkdir -p $O/weights; k=0
+for f in $R/*/best.pt; do
+  [ -f "$f" ] && [ $k -lt 8 ] && [ $(stat -c %s "$f") -le 16777216 ] || continue
+  cp "$f" $O/weights/$(basename $(dirname "$f")).best.pt; k=$((k+1))
+done
+ls -l $O/weights

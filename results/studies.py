@@ -77,6 +77,10 @@ ROWS_WIDTH = {
     # and with 90% zeros: on pystdlib (eight budgets) the wider pruned model matched dense fp + BN
     "ternary-bn-sp90-h512": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--hidden", "512"],
     "fp-bn-sp90-h512": ["--batch-norm", "--state-sparsity", "0.9", "--hidden", "512"],
+    # pystdlib's best 256-unit pruned lever at this width: deterministic ternarization, distilled from the
+    # same seed's pruned fp model of that width
+    "ternary-bn-sp90-det-kd-h512": ["--weights", "ternary", "--batch-norm", "--no-stochastic", "--state-sparsity",
+                                    "0.9", "--hidden", "512", "--teacher", "{study}/fp-bn-sp90-h512-s{seed}"],
     "fp-h64": ["--hidden", "64"],
     "fp-h32": ["--hidden", "32"],
     "fp-h16": ["--hidden", "16"],
