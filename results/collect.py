@@ -4,8 +4,10 @@
 
 A table row is one set of flags (a row of ``results/studies.py``) over its seeds: the mean ± standard
 deviation of the test metric (the papers' protocol: the whole test split in eval mode — deterministic
-weights, running statistics, the shipped pruning threshold), the measured eval-mode fraction of zero
-hidden states, and the inference cost of one time step counted from those zeros:
+weights, running statistics, the shipped pruning threshold), beside it the validation metric of the
+same epoch (the split that chose it: where the two disagree on a ranking, the test split's files decide
+it), the measured eval-mode fraction of zero hidden states, and the inference cost of one time step
+counted from those zeros:
 
 * weights read: the input projection (one column of ``W_ih`` for a one-hot input, all of it for a
   dense one), the ``W_hh`` columns of the non-zero states, and the output layer's columns for the
@@ -128,6 +130,15 @@ def records() -> dict:
     return json.loads(RECORDS.read_text()) if RECORDS.exists() else {}
 
 
+def scored_valid(rec: dict, metric: str) -> float:
+    """The validation metric of the epoch whose weights the test column scores (``which``): the last
+    epoch for a ramped pruning schedule, else the best one."""
+    curve = [v for _, v in rec["valid"]]
+    if rec["config"].get("prune_schedule", "constant") != "constant":
+        return curve[-1]
+    return max(curve) if metric == "accuracy" else min(curve)
+
+
 def collect_study(study: str, recs: dict) -> list[dict]:
     """The study's rows from its runs: those on disk evaluated (and their records in ``recs`` renewed),
     the others from their records."""
@@ -146,9 +157,11 @@ def collect_study(study: str, recs: dict) -> list[dict]:
         metric = evals[0]["metric_name"]
         vals = [e[metric] for e in evals]
         zeros = statistics.mean(e["state_sparsity"] for e in evals)
+        valid = [scored_valid(recs[k], metric) for k in done if recs[k].get("valid")]
         out.append({"row": row, "flags": " ".join(flags), "recipe": recipe, "seeds": len(done),
                     "metric": metric, "mean": statistics.mean(vals),
                     "std": statistics.stdev(vals) if len(vals) > 1 else None, "values": vals,
+                    "valid_values": valid,
                     "zeros": zeros, "weights": cfg["weights"],
                     "norm": "BN per step" if cfg["batch_norm"] and cfg.get("bn_stats", "step") == "step" else
                     "BN shared" if cfg["batch_norm"] else "weight norm" if cfg.get("weight_norm") else "none",
@@ -160,17 +173,28 @@ def collect_study(study: str, recs: dict) -> list[dict]:
     return out
 
 
+def valid_cell(r: dict, fmt) -> str:
+    """The validation metric of the epochs the test column scores: mean ± std over the seeds whose curve
+    was kept, with their count where some records have none. A split of whole files (linux) can rank two
+    models apart from its test split; this column lets a reader see both."""
+    v = r.get("valid_values") or []
+    if not v:
+        return ""
+    cell = fmt(statistics.mean(v)) + (f" ± {fmt(statistics.stdev(v))}" if len(v) > 1 else "")
+    return cell + ("" if len(v) == r["seeds"] else f" ({len(v)} of {r['seeds']})")
+
+
 def table(rows: list[dict]) -> str:
     metric = rows[0]["metric"]
     fmt = (lambda v: f"{v:.2%}") if metric == "accuracy" else (lambda v: f"{v:.4f}")
     lines = [f"| row | weights | normalization | target zeros | seeds | test {metric} (mean ± std) | "
-             "measured zero states | weight bytes read / step | operations / step (multiplies) | flags | "
-             "trained on |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"valid {metric} (the same epochs) | measured zero states | weight bytes read / step | "
+             "operations / step (multiplies) | flags | trained on |", "|---" * 12 + "|"]
     for r in rows:
         std = "" if r["std"] is None else f" ± {fmt(r['std'])}"
         c = r["cost"]
         lines.append(f"| {r['row']} | {r['weights']} | {r['norm']} | {r['target_zeros']:.0%} | {r['seeds']} | "
-                     f"{fmt(r['mean'])}{std} | {r['zeros']:.1%} | {c['bytes'] / 1024:.1f} KiB | "
+                     f"{fmt(r['mean'])}{std} | {valid_cell(r, fmt)} | {r['zeros']:.1%} | {c['bytes'] / 1024:.1f} KiB | "
                      f"{c['ops'] / 1000:.0f} k ({c['multiplies'] / 1000:.0f} k) | `{r['flags'] or '(recipe only)'}` | "
                      f"{r['trained_on']} |")
     return "\n".join(lines)

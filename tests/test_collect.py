@@ -73,3 +73,17 @@ def test_a_row_with_only_a_kept_label_keeps_it():
     assert collect.where(kept) == label
     assert collect.where([{"devices": None, "trained_on": "CPU"}, {"devices": ["cpu"]}]) == "CPU"
     assert collect.where([{"devices": None, "trained_on": label}, {"devices": ["cpu"]}]) == f"{label}; 1 more: CPU"
+
+
+def test_the_validation_column_is_the_scored_epochs(study):
+    recs = {}
+    _run(0), _run(1)
+    (row,) = collect.collect_study("x", recs)
+    assert row["valid_values"] == [1.0, 1.0]  # the best (lowest) epoch of each seed's curve 2.0, 1.0
+    assert "| 1.0000 ± 0.0000 |" in collect.table([row])
+    recs["runs/fidelity/x/t-s1"]["valid"] = [[1, 1.5], [2, 2.5]]
+    recs["runs/fidelity/x/t-s1"]["config"]["prune_schedule"] = "cubic"  # scored at its last epoch
+    recs["runs/fidelity/x/t-s0"]["valid"] = None  # a record kept without its curve
+    shutil.rmtree("runs/fidelity/x")
+    (row,) = collect.collect_study("x", recs)
+    assert row["valid_values"] == [2.5] and "| 2.5000 (1 of 2) |" in collect.table([row])

