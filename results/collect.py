@@ -5,9 +5,9 @@
 A table row is one set of flags (a row of ``results/studies.py``) over its seeds: the mean ± standard
 deviation of the test metric (the papers' protocol: the whole test split in eval mode — deterministic
 weights, running statistics, the shipped pruning threshold), beside it the validation metric of the
-same epoch (the split that chose it: where the two disagree on a ranking, the test split's files decide
-it), the measured eval-mode fraction of zero hidden states, and the inference cost of one time step
-counted from those zeros:
+same epoch (the split that chose it; in a corpus split by whole files the two can rank models apart,
+and ``results/file_bpc.py`` shows which files carry a score), the measured eval-mode fraction of zero
+hidden states, and the inference cost of one time step counted from those zeros:
 
 * weights read: the input projection (one column of ``W_ih`` for a one-hot input, all of it for a
   dense one), the ``W_hh`` columns of the non-zero states, and the output layer's columns for the
