@@ -3,6 +3,7 @@ no traceback, and nothing already on disk lost. Commands run in-process through 
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,17 +23,26 @@ def _call(argv, capsys):
     return code, cap.out, cap.err
 
 
-def test_low_bit_training_defaults_to_weight_norm_unless_a_norm_is_chosen(paths, tmp_path, capsys):
+def test_low_bit_training_defaults_to_batch_norm_from_scratch_and_to_the_start_runs_norm(paths, tmp_path, capsys):
     capsys.readouterr()
     cfg = json.loads((paths / "run" / "config.json").read_text())  # trained with --weights ternary alone
-    assert cfg["weight_norm"] is True and cfg["batch_norm"] is False
-    for flags, wn, bn in ((["--batch-norm"], False, True), (["--no-weight-norm"], False, False),
-                          (["--weights", "fp"], False, False)):
-        run = tmp_path / "_".join(flags)
+    assert cfg["batch_norm"] is True and cfg["bn_stats"] == "step" and cfg["weight_norm"] is False
+    fp = tmp_path / "fp"
+    assert main(["train", "--out", str(fp)] + TINY) == 0
+    for flags, wn, bn in ((["--weight-norm"], True, False), (["--no-batch-norm"], False, False),
+                          (["--weights", "fp"], False, False),
+                          (["--init-from", str(fp)], True, False),  # fine-tuned from an unnormalized run
+                          (["--init-from", str(paths / "run")], False, True)):  # keeps the start run's BN
+        run = tmp_path / "_".join(Path(f).name for f in flags)
+        capsys.readouterr()
         assert main(["train", "--weights", "ternary", *flags, "--out", str(run)] + TINY) == 0
         cfg = json.loads((run / "config.json").read_text())
         assert (cfg["weight_norm"], cfg["batch_norm"]) == (wn, bn), flags
-    assert "weight normalization is on" not in capsys.readouterr().out
+        said = capsys.readouterr().out
+        assert ("no normalization chosen" in said) == (flags[0] == "--init-from"), flags
+    shared = tmp_path / "shared"
+    assert main(["train", "--weights", "ternary", "--bn-stats", "shared", "--out", str(shared)] + TINY) == 0
+    assert json.loads((shared / "config.json").read_text())["bn_stats"] == "shared"
 
 
 @pytest.fixture(scope="module")

@@ -49,8 +49,9 @@ class TrainConfig:
     bn_stats: str = _f("step", "BN running statistics per time step (the paper's) or shared by all steps "
                        "(time-independent: no per-step tables in the model file)", BN_STATS)
     weight_norm: bool = _f(False, "instead of batch norm, scale each row of the quantized matrices to a learned "
-                           "norm (Hou et al. 2019): no statistics, one scale per row at inference; 'leanrnn "
-                           "train' turns it on for binary/ternary weights when neither norm is chosen")
+                           "norm (Hou et al. 2019): no statistics, one scale per row at inference. With neither "
+                           "norm chosen, 'leanrnn train' gives binary/ternary weights per-step batch norm, or "
+                           "the --init-from run's norm (weight norm where it had none)")
     state_sparsity: float = _f(0.0, "target fraction of zero hidden states in [0, 1)")
     prune_schedule: str = _f("constant", "how the zero-state target rises from 0 between --prune-start and "
                              "--prune-end (fractions of training): cubic is Zhu & Gupta's gradual pruning",
