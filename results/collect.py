@@ -26,6 +26,7 @@ and where a row's summary was all that was kept, each seed's zeros are the row's
 """
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import statistics
@@ -400,7 +401,9 @@ compared only with fp rows trained on that schedule. LSTM weights: as the export
             + "\n".join(lines) + "\n")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Takes no arguments: it evaluates "
+                            "every study of results/studies.py that has finished runs.").parse_args(argv)
     out, parts, recs = {}, [], records()
     for study in STUDIES:
         rows = collect_study(study, recs)
