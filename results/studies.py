@@ -81,6 +81,12 @@ ROWS_WIDTH = {
     # same seed's pruned fp model of that width
     "ternary-bn-sp90-det-kd-h512": ["--weights", "ternary", "--batch-norm", "--no-stochastic", "--state-sparsity",
                                     "0.9", "--hidden", "512", "--teacher", "{study}/fp-bn-sp90-h512-s{seed}"],
+    # ... trained four times as long with the rate decayed tenfold every step: on pystdlib eight budgets so
+    # decayed took the 512-unit pruned ternary model to dense fp + BN of its width
+    "fp-bn-h512-x4-decay": ["--batch-norm", "--hidden", "512", "--epochs", "12", "--lr-final", "0.0005",
+                            "--lr-schedule", "step"],
+    "ternary-bn-sp90-h512-x4-decay": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--hidden", "512",
+                                      "--epochs", "12", "--lr-final", "0.0005", "--lr-schedule", "step"],
     "fp-h64": ["--hidden", "64"],
     "fp-h32": ["--hidden", "32"],
     "fp-h16": ["--hidden", "16"],
