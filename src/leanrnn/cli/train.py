@@ -149,9 +149,9 @@ def _settings(args) -> dict:
 def _default_norm(settings: dict) -> str:
     """Choose the normalization of a low-bit model whose user chose none, and say which (unnormalized
     low-bit LSTMs train badly). Trained from scratch, the paper's per-step batch norm beat weight norm
-    on every corpus measured (results/README.md: on linux at 600 steps by 0.43 bits/char with 90% zero
-    states); fine-tuned from a trained run, the model keeps that run's normalization, or takes weight
-    norm (no statistics to re-estimate: the demo's recipe) where the run had none."""
+    on the language models measured (results/README.md: on linux at 600 steps by 0.43 bits/char with
+    90% zero states); fine-tuned from a trained run, the model keeps that run's normalization, or takes
+    weight norm (no statistics to re-estimate: the demo's recipe) where the run had none."""
     init = settings.get("init_from")
     base = {}
     if init and (Path(init) / "config.json").is_file():
