@@ -5,9 +5,10 @@
 A table row is one set of flags (a row of ``results/studies.py``) over its seeds: the mean ± standard
 deviation of the test metric (the papers' protocol: the whole test split in eval mode — deterministic
 weights, running statistics, the shipped pruning threshold), beside it the validation metric of the
-same epoch (the split that chose it; in a corpus split by whole files the two can rank models apart,
-and ``results/file_bpc.py`` shows which files carry a score), the measured eval-mode fraction of zero
-hidden states, and the inference cost of one time step counted from those zeros:
+same epoch (the split that chose it; in a corpus split by whole files the two can rank models apart),
+for the corpora of ``FILE_SPLITS`` the test metric without the few files that carry much of it
+(``results/file_bpc.py``), the measured eval-mode fraction of zero hidden states, and the inference
+cost of one time step counted from those zeros:
 
 * weights read: the input projection (one column of ``W_ih`` for a one-hot input, all of it for a
   dense one), the ``W_hh`` columns of the non-zero states, and the output layer's columns for the
@@ -19,7 +20,8 @@ The papers' published numbers (``results/papers.yaml``) stand beside each table,
 own corpus: none of them is on a corpus used here.
 
 Each evaluated run leaves a record in ``results/runs.json`` (its config, its test evaluation, where it
-trained, its validation curve), keyed by its directory: the tables are built from the records, so a row
+trained, its validation curve, its test bits file by file where the corpus has a ``FILE_SPLITS``
+entry), keyed by its directory: the tables are built from the records, so a row
 keeps its seeds when the runs' directories (which are not committed) are gone, and a run found on disk
 replaces its record. Records of runs evaluated before the curves were kept have none (``valid: null``),
 and where a row's summary was all that was kept, each seed's zeros are the row's mean (``zeros_of``).
@@ -36,6 +38,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
+from file_bpc import score as score_files  # noqa: E402  (results/file_bpc.py: a split's bits file by file)
 from studies import STUDIES  # noqa: E402  (results/studies.py: the studies and their rows)
 
 from leanrnn.facts import METRIC, WEIGHT_BITS  # noqa: E402
@@ -50,6 +53,9 @@ TITLES = {"demo": "Character-level LM on pystdlib at the main job's budget (lean
           "pystdlib": "Character-level LM on the Python standard library (pystdlib)",
           "digits": "Sequential digits (scikit-learn 8x8, pixel by pixel, 64 steps)",
           "fashion-mnist": "Sequential Fashion-MNIST (28x28, pixel by pixel, 784 steps)"}
+# Corpora whose test score a few files can carry: their tables also score the other files apart (linux: two
+# pin-mux tables are 42% of the test split, and the low-bit models score below fp on them).
+FILE_SPLITS = {"linux": "-pinfunc.h"}
 
 
 def step_cost(cfg: dict, vocab: int | None, zeros: float) -> dict:
@@ -87,6 +93,20 @@ def evaluate(d: Path) -> dict:
     return m
 
 
+def evaluate_files(d: Path, match: str) -> dict:
+    """The test split's bits over the files matching ``match`` and over the rest (``file_bpc.score``),
+    kept in the run's ``eval_test_files.json`` while its weights are unchanged."""
+    p = d / "eval_test_files.json"
+    if p.exists() and p.stat().st_mtime >= (d / f"{which(d)}.pt").stat().st_mtime:
+        m = json.loads(p.read_text())
+        if m.get("match") == match and m.get("split") == "test":
+            return m
+    cfg, model, _ = load_run(d, which(d))
+    m = score_files(model, load_data(cfg), cfg, "test", match)
+    p.write_text(json.dumps(m, indent=1))
+    return m
+
+
 def finished(d: Path) -> bool:
     done = epochs_done(d)
     return done is not None and done[0] >= done[1] and (d / "best.pt").exists()
@@ -99,12 +119,16 @@ def devices(d: Path) -> list[str]:
     return [n for i, n in enumerate(names) if n not in names[:i]]
 
 
-def record(d: Path) -> dict:
-    """What the tables need of a finished run on disk, kept in ``results/runs.json``."""
+def record(d: Path, match: str | None = None) -> dict:
+    """What the tables need of a finished run on disk, kept in ``results/runs.json``; with ``match``, its
+    test bits file by file too."""
     key = f"valid_{METRIC[json.loads((d / 'config.json').read_text())['task']]}"
     rows = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    return {"config": json.loads((d / "config.json").read_text()), "eval": evaluate(d), "devices": devices(d),
-            "valid": [[r["epoch"], r[key]] for r in rows if key in r]}
+    rec = {"config": json.loads((d / "config.json").read_text()), "eval": evaluate(d), "devices": devices(d),
+           "valid": [[r["epoch"], r[key]] for r in rows if key in r]}
+    if match:
+        rec["files"] = evaluate_files(d, match)
+    return rec
 
 
 def where(recs: list[dict]) -> str:
@@ -149,7 +173,7 @@ def collect_study(study: str, recs: dict) -> list[dict]:
         pattern = re.compile(rf"{re.escape(str(RUNS / study / row))}-s\d+")
         for d in (RUNS / study).glob(f"{row}-s*"):
             if d.is_dir() and pattern.fullmatch(str(d)) and finished(d):
-                recs[str(d)] = record(d)
+                recs[str(d)] = record(d, FILE_SPLITS.get(study))
         done = sorted((k for k in recs if pattern.fullmatch(k)), key=lambda k: int(k.rpartition("-s")[2]))
         if not done:
             continue
@@ -163,6 +187,7 @@ def collect_study(study: str, recs: dict) -> list[dict]:
                     "metric": metric, "mean": statistics.mean(vals),
                     "std": statistics.stdev(vals) if len(vals) > 1 else None, "values": vals,
                     "valid_values": valid,
+                    "rest_values": [recs[k]["files"]["rest"]["bpc"] for k in done if recs[k].get("files")],
                     "zeros": zeros, "weights": cfg["weights"],
                     "norm": "BN per step" if cfg["batch_norm"] and cfg.get("bn_stats", "step") == "step" else
                     "BN shared" if cfg["batch_norm"] else "weight norm" if cfg.get("weight_norm") else "none",
@@ -174,28 +199,33 @@ def collect_study(study: str, recs: dict) -> list[dict]:
     return out
 
 
-def valid_cell(r: dict, fmt) -> str:
-    """The validation metric of the epochs the test column scores: mean ± std over the seeds whose curve
-    was kept, with their count where some records have none. A split of whole files (linux) can rank two
-    models apart from its test split; this column lets a reader see both."""
-    v = r.get("valid_values") or []
+def seeds_cell(r: dict, key: str, fmt) -> str:
+    """Mean ± std of a per-seed value over the seeds that have it, with their count where some records
+    lack it. ``valid_values``: the validation metric of the epochs the test column scores (a split of
+    whole files, linux, can rank two models apart from its test split; the column lets a reader see
+    both); ``rest_values``: the test metric without the files of ``FILE_SPLITS``."""
+    v = r.get(key) or []
     if not v:
         return ""
     cell = fmt(statistics.mean(v)) + (f" ± {fmt(statistics.stdev(v))}" if len(v) > 1 else "")
     return cell + ("" if len(v) == r["seeds"] else f" ({len(v)} of {r['seeds']})")
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], match: str | None = None) -> str:
+    """The study's table; with ``match`` (``FILE_SPLITS``), a column of the test metric without those files."""
     metric = rows[0]["metric"]
     fmt = (lambda v: f"{v:.2%}") if metric == "accuracy" else (lambda v: f"{v:.4f}")
-    lines = [f"| row | weights | normalization | target zeros | seeds | test {metric} (mean ± std) | "
+    rest = f"test {metric} without the `*{match}` files | " if match else ""
+    lines = [f"| row | weights | normalization | target zeros | seeds | test {metric} (mean ± std) | {rest}"
              f"valid {metric} (the same epochs) | measured zero states | weight bytes read / step | "
-             "operations / step (multiplies) | flags | trained on |", "|---" * 12 + "|"]
+             "operations / step (multiplies) | flags | trained on |", "|---" * (13 if match else 12) + "|"]
     for r in rows:
         std = "" if r["std"] is None else f" ± {fmt(r['std'])}"
         c = r["cost"]
+        cell = f"{seeds_cell(r, 'rest_values', fmt)} | " if match else ""
         lines.append(f"| {r['row']} | {r['weights']} | {r['norm']} | {r['target_zeros']:.0%} | {r['seeds']} | "
-                     f"{fmt(r['mean'])}{std} | {valid_cell(r, fmt)} | {r['zeros']:.1%} | {c['bytes'] / 1024:.1f} KiB | "
+                     f"{fmt(r['mean'])}{std} | {cell}{seeds_cell(r, 'valid_values', fmt)} | {r['zeros']:.1%} | "
+                     f"{c['bytes'] / 1024:.1f} KiB | "
                      f"{c['ops'] / 1000:.0f} k ({c['multiplies'] / 1000:.0f} k) | `{r['flags'] or '(recipe only)'}` | "
                      f"{r['trained_on']} |")
     return "\n".join(lines)
@@ -416,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         task = yaml.safe_load(Path(recipe).read_text())["task"]
         parts.append(f"### {TITLES.get(study, study)}\n\nBudget: `{recipe}` (every row), 1 thread per run "
                      f"(on the CPU, or one GPU where the last column says so; evaluation on the CPU). Rows differ "
-                     f"by the flags shown.\n\n{table(rows)}\n\n![frontier]({plot(study, rows)})\n\n"
+                     f"by the flags shown.\n\n{table(rows, FILE_SPLITS.get(study))}\n\n"
+                     f"![frontier]({plot(study, rows)})\n\n"
                      f"{frontier_text(rows)}\n\n{length_section(study, rows)}"
                      f"{papers_table(task)}\n")
         print(parts[-1])

@@ -41,6 +41,14 @@ def by_file(bits: torch.Tensor, files: list[tuple[str, int]], match: str) -> dic
             for k, (s, t, f) in (("matching", sums[True]), ("rest", sums[False]))}
 
 
+def score(model, corpus, cfg, split: str = "test", match: str = "-pinfunc.h") -> dict:
+    """A run's ``split`` scored as ``leanrnn eval`` scores it, its bits summed over the files matching
+    ``match`` and over the rest: ``{split, match, all, matching, rest}``."""
+    r = evaluate_lm(model, getattr(corpus, split), batch=cfg.eval_batch, seq_len=cfg.seq_len, per_token=True)
+    return {"split": split, "match": match, "all": r["bits_per_token"],
+            **by_file(r["token_bits"], corpus.files[split], match)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="trained char-lm run directories (their best.pt)")
@@ -62,11 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(str(e))
         if cfg.task != "char-lm" or not getattr(corpus, "files", None):
             ap.error(f"{run}: a char-lm run on a corpus split by whole files is needed (linux, shakespeare)")
-        r = evaluate_lm(model, getattr(corpus, a.split), batch=cfg.eval_batch, seq_len=cfg.seq_len, per_token=True)
-        g = by_file(r["token_bits"], corpus.files[a.split], a.match)
-        out[run] = {"split": a.split, "match": a.match, "all": r["bits_per_token"], **g}
+        out[run] = g = score(model, corpus, cfg, a.split, a.match)
         m, rest = g["matching"], g["rest"]
-        print(f"{run} | {r['bits_per_token']:.4f} | {m['bpc']:.4f} ({m['files']} files, {m['tokens']:,} chars) | "
+        print(f"{run} | {g['all']:.4f} | {m['bpc']:.4f} ({m['files']} files, {m['tokens']:,} chars) | "
               f"{rest['bpc']:.4f} ({rest['files']} files, {rest['tokens']:,} chars)", flush=True)
     if a.json:
         a.json.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")

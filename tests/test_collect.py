@@ -87,3 +87,24 @@ def test_the_validation_column_is_the_scored_epochs(study):
     shutil.rmtree("runs/fidelity/x")
     (row,) = collect.collect_study("x", recs)
     assert row["valid_values"] == [2.5] and "| 2.5000 (1 of 2) |" in collect.table([row])
+
+
+def test_a_corpus_split_by_file_gets_a_column_without_the_files_that_carry_its_score(study, monkeypatch):
+    monkeypatch.setattr(collect, "FILE_SPLITS", {"x": "-pinfunc.h"})
+    # seed s: 1.5 + s bits/char on the tables, 2.5 + s on the other files
+    monkeypatch.setattr(collect, "evaluate_files", lambda d, match: {
+        "split": "test", "match": match, "all": 2.0 + int(d.name[-1]),
+        "matching": {"bpc": 1.5 + int(d.name[-1])}, "rest": {"bpc": 2.5 + int(d.name[-1])}})
+    recs = {}
+    _run(0), _run(1)
+    (row,) = collect.collect_study("x", recs)
+    assert row["rest_values"] == [2.5, 3.5] and recs["runs/fidelity/x/t-s0"]["files"]["match"] == "-pinfunc.h"
+    text = collect.table([row], "-pinfunc.h")
+    header, rule, line = text.splitlines()
+    assert "without the `*-pinfunc.h` files" in header and rule.count("---") == 13
+    assert line.split(" | ")[5:7] == ["2.5000 ± 0.7071", "3.0000 ± 0.7071"]  # whole split, then the rest
+    del recs["runs/fidelity/x/t-s1"]["files"]  # a record kept from before the column
+    shutil.rmtree("runs/fidelity/x")
+    (row,) = collect.collect_study("x", recs)
+    assert "| 2.5000 (1 of 2) |" in collect.table([row], "-pinfunc.h")
+    assert "without" not in collect.table([row])  # other corpora: no such column
