@@ -52,10 +52,16 @@ TITLES = {"demo": "Character-level LM on pystdlib at the main job's budget (lean
           "shakespeare": "Character-level LM on Shakespeare's plays (shakespeare)",
           "pystdlib": "Character-level LM on the Python standard library (pystdlib)",
           "digits": "Sequential digits (scikit-learn 8x8, pixel by pixel, 64 steps)",
-          "fashion-mnist": "Sequential Fashion-MNIST (28x28, pixel by pixel, 784 steps)"}
+          "fashion-mnist": "Sequential Fashion-MNIST (28x28, pixel by pixel, 784 steps)",
+          "defaults": "leanrnn train's defaults on linux (what a user who sets only the flags shown gets)"}
 # Corpora whose test score a few files can carry: their tables also score the other files apart (linux: two
 # pin-mux tables are 42% of the test split, and the low-bit models score below fp on them).
 FILE_SPLITS = {"linux": "-pinfunc.h"}
+
+
+def file_split(study: str) -> str | None:
+    """The ``FILE_SPLITS`` pattern of the study's corpus, if it has one."""
+    return FILE_SPLITS.get(yaml.safe_load(Path(STUDIES[study][0]).read_text()).get("data"))
 
 
 def step_cost(cfg: dict, vocab: int | None, zeros: float) -> dict:
@@ -173,7 +179,7 @@ def collect_study(study: str, recs: dict) -> list[dict]:
         pattern = re.compile(rf"{re.escape(str(RUNS / study / row))}-s\d+")
         for d in (RUNS / study).glob(f"{row}-s*"):
             if d.is_dir() and pattern.fullmatch(str(d)) and finished(d):
-                recs[str(d)] = record(d, FILE_SPLITS.get(study))
+                recs[str(d)] = record(d, file_split(study))
         done = sorted((k for k in recs if pattern.fullmatch(k)), key=lambda k: int(k.rpartition("-s")[2]))
         if not done:
             continue
@@ -446,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         task = yaml.safe_load(Path(recipe).read_text())["task"]
         parts.append(f"### {TITLES.get(study, study)}\n\nBudget: `{recipe}` (every row), 1 thread per run "
                      f"(on the CPU, or one GPU where the last column says so; evaluation on the CPU). Rows differ "
-                     f"by the flags shown.\n\n{table(rows, FILE_SPLITS.get(study))}\n\n"
+                     f"by the flags shown.\n\n{table(rows, file_split(study))}\n\n"
                      f"![frontier]({plot(study, rows)})\n\n"
                      f"{frontier_text(rows)}\n\n{length_section(study, rows)}"
                      f"{papers_table(task)}\n")

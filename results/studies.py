@@ -275,12 +275,25 @@ ROWS_DEMO = {
     "ternary-wn-sp90-kd-ft-do": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}",
                                  "--no-prune-output"],
 }
+# leanrnn train's defaults: the flags a user would type, nothing else (recipes/defaults-linux.yaml)
+ROWS_DEFAULTS = {
+    "fp": [],
+    "fp-bn": ["--batch-norm"],
+    "ternary-sp90": ["--weights", "ternary", "--state-sparsity", "0.9"],  # the default: per-step BN
+    "ternary-wn-sp90": ["--weights", "ternary", "--weight-norm", "--state-sparsity", "0.9"],  # the former default
+    "ternary-bnsh-sp90": ["--weights", "ternary", "--batch-norm", "--bn-stats", "shared", "--state-sparsity", "0.9"],
+    "ternary-det-sp90": ["--weights", "ternary", "--no-stochastic", "--state-sparsity", "0.9"],
+    # README's fine-tuning usage: from the fp run (no norm, so weight norm by default) and distilled from it
+    "ternary-sp90-kd-ft": ["--weights", "ternary", "--state-sparsity", "0.9", "--init-from", "{study}/fp-s{seed}",
+                           "--teacher", "{study}/fp-s{seed}"],
+}
 STUDIES = {
     "linux": ("recipes/fidelity-linux.yaml", ROWS_LM, [0]),
     "digits": ("recipes/fidelity-digits.yaml", ROWS_LM, [0]),
     "demo": ("recipes/fidelity-demo.yaml", ROWS_DEMO, [0]),
     "shakespeare": ("recipes/fidelity-shakespeare.yaml", ROWS_LM, [0]),
     "fashion-mnist": ("recipes/fidelity-fashion-mnist.yaml", ROWS_LM, [0]),
+    "defaults": ("recipes/defaults-linux.yaml", ROWS_DEFAULTS, [0]),
 }
 
 

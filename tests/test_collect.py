@@ -90,7 +90,8 @@ def test_the_validation_column_is_the_scored_epochs(study):
 
 
 def test_a_corpus_split_by_file_gets_a_column_without_the_files_that_carry_its_score(study, monkeypatch):
-    monkeypatch.setattr(collect, "FILE_SPLITS", {"x": "-pinfunc.h"})
+    Path("r.yaml").write_text("task: char-lm\ndata: lx\nepochs: 2\n")  # a corpus split by file
+    monkeypatch.setattr(collect, "FILE_SPLITS", {"lx": "-pinfunc.h"})
     # seed s: 1.5 + s bits/char on the tables, 2.5 + s on the other files
     monkeypatch.setattr(collect, "evaluate_files", lambda d, match: {
         "split": "test", "match": match, "all": 2.0 + int(d.name[-1]),
