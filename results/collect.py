@@ -193,7 +193,8 @@ def collect_study(study: str, recs: dict) -> list[dict]:
                     "metric": metric, "mean": statistics.mean(vals),
                     "std": statistics.stdev(vals) if len(vals) > 1 else None, "values": vals,
                     "valid_values": valid,
-                    "rest_values": [recs[k]["files"]["rest"]["bpc"] for k in done if recs[k].get("files")],
+                    "rest_values": [recs[k]["files"]["rest"]["bpc"] for k in done
+                                    if recs[k].get("files") and recs[k]["files"]["match"] == file_split(study)],
                     "zeros": zeros, "weights": cfg["weights"],
                     "norm": "BN per step" if cfg["batch_norm"] and cfg.get("bn_stats", "step") == "step" else
                     "BN shared" if cfg["batch_norm"] else "weight norm" if cfg.get("weight_norm") else "none",

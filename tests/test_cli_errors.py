@@ -27,22 +27,31 @@ def test_low_bit_training_defaults_to_batch_norm_from_scratch_and_to_the_start_r
     capsys.readouterr()
     cfg = json.loads((paths / "run" / "config.json").read_text())  # trained with --weights ternary alone
     assert cfg["batch_norm"] is True and cfg["bn_stats"] == "step" and cfg["weight_norm"] is False
-    fp = tmp_path / "fp"
+    fp, shared = tmp_path / "fp", tmp_path / "shared"
     assert main(["train", "--out", str(fp)] + TINY) == 0
-    for flags, wn, bn in ((["--weight-norm"], True, False), (["--no-batch-norm"], False, False),
-                          (["--weights", "fp"], False, False),
-                          (["--init-from", str(fp)], True, False),  # fine-tuned from an unnormalized run
-                          (["--init-from", str(paths / "run")], False, True)):  # keeps the start run's BN
-        run = tmp_path / "_".join(Path(f).name for f in flags)
-        capsys.readouterr()
+    assert main(["train", "--weights", "ternary", "--bn-stats", "shared", "--out", str(shared)] + TINY) == 0
+    assert "batch norm is on with shared statistics" in capsys.readouterr().out
+    for flags, (wn, bn, stats), note in (
+            ([], (False, True, "step"), "per-step batch norm is on"),
+            (["--weight-norm"], (True, False, "step"), None),
+            (["--no-batch-norm"], (False, False, "step"), "train badly"),
+            (["--no-weight-norm"], (False, False, "step"), "train badly"),
+            (["--weights", "fp"], (False, False, "step"), None),
+            (["--init-from", str(fp)], (True, False, "step"), "weight normalization is on"),  # fp had no norm
+            (["--init-from", str(paths / "run")], (False, True, "step"), "as in --init-from"),
+            (["--init-from", str(shared)], (False, True, "shared"), "shared statistics) as in --init-from")):
+        run = tmp_path / ("_".join(Path(f).name for f in flags) or "default")
         assert main(["train", "--weights", "ternary", *flags, "--out", str(run)] + TINY) == 0
         cfg = json.loads((run / "config.json").read_text())
-        assert (cfg["weight_norm"], cfg["batch_norm"]) == (wn, bn), flags
+        assert (cfg["weight_norm"], cfg["batch_norm"], cfg["bn_stats"]) == (wn, bn, stats), flags
         said = capsys.readouterr().out
-        assert ("no normalization chosen" in said) == (flags[0] == "--init-from"), flags
-    shared = tmp_path / "shared"
-    assert main(["train", "--weights", "ternary", "--bn-stats", "shared", "--out", str(shared)] + TINY) == 0
-    assert json.loads((shared / "config.json").read_text())["bn_stats"] == "shared"
+        assert (note in said) if note else ("note:" not in said), (flags, said)
+
+
+def test_a_missing_init_from_run_is_named_before_any_note(tmp_path, capsys):
+    code, out, err = _call(["train", "--weights", "ternary", "--init-from", str(tmp_path / "typo"),
+                           "--out", str(tmp_path / "r")] + TINY, capsys)
+    assert code == 2 and "does not exist" in err and "note" not in out
 
 
 @pytest.fixture(scope="module")

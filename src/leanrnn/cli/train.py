@@ -152,26 +152,27 @@ def _default_norm(settings: dict) -> str:
     on the language models measured (results/README.md: on linux at 600 steps by 0.43 bits/char with
     90% zero states); fine-tuned from a trained run, the model keeps that run's normalization, or takes
     weight norm (no statistics to re-estimate: the demo's recipe) where the run had none."""
+    if "bn_stats" in settings:  # --bn-stats alone asks for batch norm
+        settings["batch_norm"] = True
+        return (f"binary/ternary weights with --bn-stats {settings['bn_stats']}: batch norm is on with "
+                f"{settings['bn_stats']} statistics")
     init = settings.get("init_from")
-    base = {}
-    if init and (Path(init) / "config.json").is_file():
-        try:
-            base = json.loads((Path(init) / "config.json").read_text())
-        except (OSError, ValueError):
-            base = {}
     if not init:
         settings["batch_norm"] = True
         return ("binary/ternary weights with no normalization chosen: per-step batch norm is on, as in the "
-                "paper (--weight-norm or --batch-norm --bn-stats shared for a model with no per-step "
-                "statistics, --no-batch-norm for none)")
-    if base.get("batch_norm"):
+                "paper (--weight-norm or --bn-stats shared for a model with no per-step statistics)")
+    try:
+        base = json.loads((Path(init) / "config.json").read_text())
+    except (OSError, ValueError):
+        base = None
+    if isinstance(base, dict) and base.get("batch_norm"):
         settings["batch_norm"] = True
-        settings.setdefault("bn_stats", base.get("bn_stats", "step"))
+        settings["bn_stats"] = base.get("bn_stats", "step")
         return (f"binary/ternary weights with no normalization chosen: batch norm ({settings['bn_stats']} "
                 f"statistics) as in --init-from {init} (--weight-norm for weight norm instead)")
     settings["weight_norm"] = True
     return (f"binary/ternary weights fine-tuned from {init}, no normalization chosen: weight normalization "
-            "is on (--batch-norm for the paper's batch norm, --no-weight-norm for none)")
+            "is on (--batch-norm for the paper's batch norm)")
 
 
 def train_config(args) -> tuple:
@@ -181,8 +182,13 @@ def train_config(args) -> tuple:
     settings = _settings(args)
     settings.update(_overrides(args))
     notes = []
-    if settings.get("weights", "fp") != "fp" and not {"batch_norm", "weight_norm"} & set(settings):
-        notes.append(_default_norm(settings))
+    if settings.get("weights", "fp") != "fp":
+        if not {"batch_norm", "weight_norm"} & set(settings):
+            notes.append(_default_norm(settings))
+        elif not (settings.get("batch_norm") or settings.get("weight_norm")):
+            notes.append("binary/ternary weights with neither batch norm nor weight norm (--no-batch-norm / "
+                         "--no-weight-norm): such LSTMs train badly (results/README.md); leave both flags out for "
+                         "the default")
     if (settings.get("task") == "classify" and settings.get("state_sparsity") and settings.get("layers", 1) == 1
             and "prune_output" not in settings):
         # A one-layer classifier's head reads the final state once per sequence: pruning it saves
@@ -199,16 +205,17 @@ def train(args, argv) -> int:
     if args.resume:
         return _resume(args)
     cfg, notes = train_config(args)
+    runs = {flag: checks.run_dir(run, f"train {flag}") for flag, run in (("--init-from", cfg.init_from),
+                                                                         ("--teacher", cfg.teacher)) if run}
     for note in notes:
         if os.environ.get("RANK", "0") == "0":
             print(f"note: {note}")
-    for flag, run in (("--init-from", cfg.init_from), ("--teacher", cfg.teacher)):
-        if run:
-            done = epochs_done(checks.run_dir(run, f"train {flag}"))
-            if done and done[0] < done[1] and os.environ.get("RANK", "0") == "0":
-                # a run still training (or stopped) gives its best epoch so far: say so, it is easy to miss
-                print(f"note: {flag} {run} has finished {done[0]} of its {done[1]} epochs; its best checkpoint "
-                      "so far is used")
+    for flag, run in runs.items():
+        done = epochs_done(run)
+        if done and done[0] < done[1] and os.environ.get("RANK", "0") == "0":
+            # a run still training (or stopped) gives its best epoch so far: say so, it is easy to miss
+            print(f"note: {flag} {run} has finished {done[0]} of its {done[1]} epochs; its best checkpoint "
+                  "so far is used")
     out = Path(args.out or f"runs/{cfg.task}-{Path(cfg.data).name}-{cfg.weights}" + (
         f"-sp{cfg.state_sparsity:g}" if cfg.state_sparsity else ""))
     _run_out(out)

@@ -45,7 +45,9 @@ class TrainConfig:
     permute: bool = _f(False, "classify: read pixels in a fixed random order (permuted sequential images)")
     weights: str = _f("fp", "LSTM weight mode", WEIGHT_MODES)
     stochastic: bool = _f(True, "sample binary/ternary weights in training (deterministic rounding otherwise)")
-    batch_norm: bool = _f(False, "batch-normalize W_ih x, W_hh h and c (recurrent BN, as the ICLR paper)")
+    batch_norm: bool = _f(False, "batch-normalize W_ih x, W_hh h and c (recurrent BN, as the ICLR paper); "
+                          "'leanrnn train' turns it on for binary/ternary weights trained from scratch when "
+                          "neither norm is chosen")
     bn_stats: str = _f("step", "BN running statistics per time step (the paper's) or shared by all steps "
                        "(time-independent: no per-step tables in the model file)", BN_STATS)
     weight_norm: bool = _f(False, "instead of batch norm, scale each row of the quantized matrices to a learned "
