@@ -174,12 +174,12 @@ def collect_study(study: str, recs: dict) -> list[dict]:
     """The study's rows from its runs: those on disk evaluated (and their records in ``recs`` renewed),
     the others from their records."""
     recipe, rows, _ = STUDIES[study]
-    out = []
+    out, match = [], file_split(study)
     for row, flags in rows.items():
         pattern = re.compile(rf"{re.escape(str(RUNS / study / row))}-s\d+")
         for d in (RUNS / study).glob(f"{row}-s*"):
             if d.is_dir() and pattern.fullmatch(str(d)) and finished(d):
-                recs[str(d)] = record(d, file_split(study))
+                recs[str(d)] = record(d, match)
         done = sorted((k for k in recs if pattern.fullmatch(k)), key=lambda k: int(k.rpartition("-s")[2]))
         if not done:
             continue
@@ -194,7 +194,7 @@ def collect_study(study: str, recs: dict) -> list[dict]:
                     "std": statistics.stdev(vals) if len(vals) > 1 else None, "values": vals,
                     "valid_values": valid,
                     "rest_values": [recs[k]["files"]["rest"]["bpc"] for k in done
-                                    if recs[k].get("files") and recs[k]["files"]["match"] == file_split(study)],
+                                    if recs[k].get("files") and recs[k]["files"]["match"] == match],
                     "zeros": zeros, "weights": cfg["weights"],
                     "norm": "BN per step" if cfg["batch_norm"] and cfg.get("bn_stats", "step") == "step" else
                     "BN shared" if cfg["batch_norm"] else "weight norm" if cfg.get("weight_norm") else "none",
