@@ -419,3 +419,70 @@ def test_file_bpc_script_splits_a_run_s_bits_by_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # no run there: one line, exit status 2
         script.main([str(tmp_path / "none")])
     assert e.value.code == 2 and "no checkpoint" in capsys.readouterr().err
+
+
+def _scripted_valid(monkeypatch, values):
+    """Make each epoch's validation bits/char the next of ``values`` (training itself is real)."""
+    import leanrnn.train.trainer as tr
+    real, it = tr.evaluate_split, iter(values)
+
+    def fake(cfg, model, data, split):
+        m = real(cfg, model, data, split)
+        return {**m, "bpc": next(it)} if split == "valid" else m
+    monkeypatch.setattr(tr, "evaluate_split", fake)
+
+
+def _valid_rows(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_patience_stops_a_run_that_stopped_improving_and_it_counts_as_finished(tmp_path, monkeypatch):
+    from leanrnn.train import epochs_done
+    _scripted_valid(monkeypatch, [3.0, 2.5, 2.6, 2.7, 2.4, 2.3])
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "6", "--steps-per-epoch", "2", "--patience", "2", "--out", str(run)] + TINY) == 0
+    rows = _valid_rows(run)
+    assert [r["valid_bpc"] for r in rows] == [3.0, 2.5, 2.6, 2.7]  # epochs 5 and 6 never ran
+    assert rows[-1]["stopped_early"] and not any(r.get("stopped_early") for r in rows[:-1])
+    assert torch.load(run / "best.pt", weights_only=False)["epoch"] == 2
+    assert epochs_done(run) == (4, 4)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0  # a stopped run stays stopped
+    assert len(_valid_rows(run)) == 4
+
+
+def test_without_patience_every_epoch_runs_and_patience_given_on_resume_stops_at_once(tmp_path, monkeypatch):
+    from leanrnn.train import epochs_done
+    _scripted_valid(monkeypatch, [3.0, 2.9, 3.1, 3.2])
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "4", "--steps-per-epoch", "2", "--out", str(run)] + TINY) == 0
+    assert [r["valid_bpc"] for r in _valid_rows(run)] == [3.0, 2.9, 3.1, 3.2]
+    assert epochs_done(run) == (4, 4)
+
+    # a run of 5 epochs killed after its third, resumed with --patience 1: epoch 3 was already no better
+    monkeypatch.undo()
+    _scripted_valid(monkeypatch, [3.0, 2.9, 3.1])
+    killed = tmp_path / "killed"
+    import leanrnn.train.trainer as tr
+    real_epoch, calls = tr.Trainer._epoch, []
+
+    def die_at_4th(self, r, epoch):
+        calls.append(epoch)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_epoch(self, r, epoch)
+    monkeypatch.setattr(tr.Trainer, "_epoch", die_at_4th)
+    with pytest.raises(KeyboardInterrupt):
+        main(["train", "--epochs", "5", "--steps-per-epoch", "2", "--out", str(killed)] + TINY)
+    assert epochs_done(killed) == (3, 5)
+    monkeypatch.setattr(tr.Trainer, "_epoch", real_epoch)
+    assert main(["train", "--resume", str(killed), "--patience", "1", "--no-progress"]) == 0
+    assert len(_valid_rows(killed)) == 3 and _valid_rows(killed)[-1]["stopped_early"]
+    assert json.loads((killed / "config.json").read_text())["patience"] == 1
+    assert epochs_done(killed) == (3, 3)
+    assert main(["train", "--resume", str(killed), "--epochs", "9", "--no-progress"]) == 2  # only where/when
+
+
+def test_negative_patience_is_one_clear_error(tmp_path, capsys):
+    assert main(["train", "--patience", "-1", "--out", str(tmp_path / "r")] + TINY) == 2
+    err = capsys.readouterr().err
+    assert "patience=-1 must be >= 0" in err and len(err.strip().splitlines()) == 1

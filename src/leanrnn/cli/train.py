@@ -64,7 +64,8 @@ def add_parsers(sub) -> dict:
     t = sub.add_parser("train", help="train a model (settings from --recipe, then flags)")
     t.add_argument("--recipe", help="YAML file of settings (see recipes/)")
     t.add_argument("--out", help="run directory (checkpoints, metrics.jsonl, plots); default runs/TASK-DATA-WEIGHTS")
-    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    t.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last checkpoint, with its "
+                   "own settings (only --threads, --device and --patience may be given)")
     _progress_flag(t)
     _add_config_flags(t)
 
@@ -110,7 +111,7 @@ def _overrides(args) -> dict:
 def _resume(args) -> int:
     from ..train import TrainConfig, Trainer, load_checkpoint
     overrides = _overrides(args)
-    ignored = sorted(set(overrides) - {"threads", "device"})
+    ignored = sorted(set(overrides) - {"threads", "device", "patience"})
     if ignored or args.recipe or args.out:
         drop = ", ".join("--" + n.replace("_", "-") for n in ignored) or ("--recipe" if args.recipe else "--out")
         raise CliError(f"--resume continues a run with its own settings; drop {drop}")
@@ -118,10 +119,13 @@ def _resume(args) -> int:
     ck = load_checkpoint(run / "checkpoint.pt")
     with checks.foreign_checkpoint(run):
         cfg = TrainConfig.from_dict(ck["config"])
-    for name in ("threads", "device"):  # where it runs, not what it computes
+    for name in ("threads", "device", "patience"):  # where it runs and when it stops, not what it computes
         if name in overrides:
             setattr(cfg, name, overrides[name])
     cfg.validate()
+    if "patience" in overrides:  # the run's record says what stopped it
+        conf = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**conf, "patience": cfg.patience}, indent=1))
     Trainer(cfg, run, progress=_progress(args)).run(resume=True)
     return 0
 

@@ -82,6 +82,8 @@ class TrainConfig:
                           "cosine (every step, half a cosine)", LR_SCHEDULES)
     clip: float = _f(1.0, "clip the gradient norm to this value (0: no clipping)")
     epochs: int = _f(10, "passes over the training data")
+    patience: int = _f(0, "stop once this many epochs in a row end without a better validation metric than the "
+                          "best (the run then counts as finished; 0: train every epoch)")
     batch: int = _f(64, "sequences per step (LM: parallel streams)")
     seq_len: int = _f(100, "LM: characters/words per truncated-BPTT segment")
     steps_per_epoch: int | None = _f(None, "cap on the steps of one epoch")
@@ -130,6 +132,8 @@ class TrainConfig:
                 raise ConfigError(f"{name}={v!r} must be a positive integer")
         if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device={self.device!r} is not supported; use cpu, cuda or cuda:N")
+        if self.patience < 0:
+            raise ConfigError(f"patience={self.patience!r} must be >= 0 (0: train every epoch)")
         if self.embed < 0:
             raise ConfigError(f"embed={self.embed!r} must be >= 0 (0: one-hot input)")
         if self.bidirectional and self.task != "classify":
@@ -236,11 +240,14 @@ def load_recipe(path: str | Path) -> dict:
 
 def epochs_done(run_dir: str | Path) -> tuple[int, int] | None:
     """``(epochs logged in metrics.jsonl, epochs in config.json)`` of a run directory, or None where it
-    holds no readable config: whether a run has finished, for whoever starts from it."""
+    holds no readable config: whether a run has finished, for whoever starts from it. A run stopped by
+    ``patience`` has finished: its last row says so, and both numbers are its logged epochs."""
     run = Path(run_dir)
     try:
         total = int(json.loads((run / "config.json").read_text())["epochs"])
         rows = (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
-        return len({json.loads(x)["epoch"] for x in rows if x.strip()}), total
+        rows = [json.loads(x) for x in rows if x.strip()]
+        done = len({r["epoch"] for r in rows})
+        return (done, done) if rows and rows[-1].get("stopped_early") else (done, total)
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -272,6 +272,8 @@ class Trainer:
             r = self._setup(resume, on_start)
             last = r.pos["rows"][-1] if r.pos["rows"] else {}
             for epoch in range(r.pos["epoch"], self.cfg.epochs):
+                if self._stop_early(r):
+                    break
                 self._epoch(r, epoch)
                 last = self._end_epoch(r, epoch)
             if self.main:
@@ -281,6 +283,25 @@ class Trainer:
             return last
         finally:
             self._leave_group(barrier=False)
+
+    def _stop_early(self, r: _Run) -> bool:
+        """Whether ``patience`` epochs in a row have ended without a better validation metric than the
+        best (read from the epoch rows, so a resumed run given ``patience`` later stops at once). The
+        last row is marked ``stopped_early``: that is what makes the run count as finished."""
+        rows, best, cfg = r.pos["rows"], r.pos["best"], self.cfg
+        if not rows or rows[-1].get("stopped_early"):
+            return bool(rows)
+        if not cfg.patience or best is None:
+            return False
+        key = f"valid_{METRIC[cfg.task]}"
+        since = len(rows) - 1 - max((i for i, row in enumerate(rows) if row.get(key) == best), default=len(rows) - 1)
+        if since < cfg.patience:
+            return False
+        rows[-1]["stopped_early"] = True
+        self.log(f"stopping early: {since} epochs without a better {key} than {best:.4f} (epoch "
+                 f"{len(rows) - since}); best.pt holds that epoch")
+        self._save(r, r.pos)  # every rank: the save gathers each rank's state
+        return True
 
     def _leave_group(self, barrier: bool) -> None:
         """Close the process group this trainer opened. A rank that exits with gloo's group still open
