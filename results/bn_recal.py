@@ -27,8 +27,6 @@ def reestimate(cfg, model, data, segments: int, sampled: bool) -> None:
     training segments (state carried between them, as in training)."""
     lstm = model.lstm
     layers = lstm._lean_layers()
-    if layers[0].bn_ih is None:
-        raise SystemExit("error: this run has no batch norm; give a run trained with --batch-norm")
     model.train()
     for m in model.modules():  # no dropout: the statistics are those of the inference-time network
         if isinstance(m, torch.nn.Dropout):
@@ -70,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(str(e))
     if cfg.task != "char-lm":
         ap.error(f"{a.run} is a {cfg.task} run; give a char-lm run")
+    if not cfg.batch_norm:
+        ap.error(f"{a.run} has no batch norm to re-estimate; give a run trained with --batch-norm")
     data = load_data(cfg)
     before = evaluate_split(cfg, model, data, a.split)
     reestimate(cfg, model, data, a.segments, a.weights == "sampled")
