@@ -431,9 +431,12 @@ re-run on linux (its validation bits rose after its best epochs, at 750-1,000 st
 seeds; on shakespeare, re-run, they rose from 1,000 to 2,750). The first gap column compares with
 fp + BN trained for the same number of steps with the same target zeros; the second with dense fp +
 BN (the acceptance's reference) at the most steps it was trained up to the row's, each evaluated at
-its best validation epoch; rows marked "rate decayed per step" (`results/paper_gpu.sh ... decay`) are
-compared only with fp rows trained on that schedule. LSTM weights: as the exported file stores them
-(ternary codes 5 to a byte, binary 8)."""
+its best validation epoch; rows marked "rate decayed per step" (`results/paper_gpu.sh ... decay`, an
+H100, six runs at once: linux fp + BN and ternary + BN + 90% zeros, seeds 0-2, 2,000 steps with the rate
+decayed from 2e-3 to 2e-4 step by step; the pruned runs, slower on the GPU, were stopped by the 460 s
+limit after 1,500 steps and resumed from their last checkpoint with `leanrnn train --resume` on the same
+machine to 2,000) are compared only with fp rows trained on that schedule. LSTM weights: as the exported
+file stores them (ternary codes 5 to a byte, binary 8)."""
     return ("### The papers' recipes on a GPU, cut to a few minutes\n\n" + text.replace("\n", " ") + "\n\n"
             + "\n".join(lines) + "\n")
 
