@@ -482,6 +482,35 @@ def test_without_patience_every_epoch_runs_and_patience_given_on_resume_stops_at
     assert main(["train", "--resume", str(killed), "--epochs", "9", "--no-progress"]) == 2  # only where/when
 
 
+def test_a_killed_epoch_s_seconds_count_the_time_before_the_kill(tmp_path, monkeypatch):
+    """Each checkpoint carries the epoch's seconds so far: a run killed mid-epoch and resumed reports the
+    time of the steps before its last checkpoint too (a clock that advances 10 s per training step)."""
+    import types
+
+    import leanrnn.train.trainer as tr
+    clock, real_step = [0.0], tr.Trainer._step
+
+    def step(self, r, item):
+        clock[0] += 10.0
+        return real_step(self, r, item)
+    monkeypatch.setattr(tr, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(tr.Trainer, "_step", step)
+    args = ["train", "--epochs", "1", "--steps-per-epoch", "4"] + TINY
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    assert _valid_rows(tmp_path / "whole")[0]["epoch_seconds"] == 40.0
+
+    def dies_at_3rd(self, r, item):  # after the checkpoint at step 2 (--checkpoint-every 1)
+        if r.pos["step"] == 2:
+            raise KeyboardInterrupt
+        return step(self, r, item)
+    monkeypatch.setattr(tr.Trainer, "_step", dies_at_3rd)
+    with pytest.raises(KeyboardInterrupt):
+        main(args + ["--out", str(tmp_path / "killed")])
+    monkeypatch.setattr(tr.Trainer, "_step", step)
+    assert main(["train", "--resume", str(tmp_path / "killed"), "--no-progress"]) == 0
+    assert _valid_rows(tmp_path / "killed")[0]["epoch_seconds"] == 40.0
+
+
 def test_negative_patience_is_one_clear_error(tmp_path, capsys):
     assert main(["train", "--patience", "-1", "--out", str(tmp_path / "r")] + TINY) == 2
     err = capsys.readouterr().err

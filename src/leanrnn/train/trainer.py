@@ -383,6 +383,7 @@ class Trainer:
         total = cfg.epochs * r.plan_len
         bar = self._bar(len(plan), pos["batch"], epoch)
         t0, tok0 = time.perf_counter(), pos["sums"]["tokens"]
+        tc = t0  # time since epoch_seconds was last brought up to date (each checkpoint carries it)
         for b in range(pos["batch"], len(plan)):
             r.net.train()
             r.model.lstm.set_prune_ramp(cfg.prune_ramp(pos["step"] / total))
@@ -409,10 +410,12 @@ class Trainer:
                 rate = (s["tokens"] - tok0) * self.world / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{loss:.3f}", sparsity=f"{s['sparsity'] / s['tokens']:.2f}", tok_s=f"{rate:.0f}")
             if pos["step"] % cfg.checkpoint_every == 0:
+                now = time.perf_counter()
+                pos["epoch_seconds"], tc = pos.get("epoch_seconds", 0.0) + now - tc, now
                 self._save(r, pos)
         if bar is not None:
             bar.close()
-        pos["epoch_seconds"] = pos.get("epoch_seconds", 0.0) + time.perf_counter() - t0
+        pos["epoch_seconds"] = pos.get("epoch_seconds", 0.0) + time.perf_counter() - tc
 
     def _end_epoch(self, r: _Run, epoch: int) -> dict:
         cfg, pos = self.cfg, r.pos
