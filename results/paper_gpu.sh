@@ -28,8 +28,8 @@
 # epochs, lr_final 2e-3 * 0.5^(11/16): ternary + BN to 2,750 steps; 8 epochs, 2e-3 * 0.5^(8/16): ternary + BN
 # + 90% zeros to 2,000) or at the time limit, and seed 1 of fp + BN + 90% zeros to 2,000 (five runs).
 # "decay": the combined model against its reference over three seeds with the rate decayed tenfold step by
-# step (2e-3 to 2e-4, --lr-schedule step; on pystdlib and on linux at 4x on the CPU this closed most of the
-# gap): linux fp + BN and ternary + BN + 90% zeros, seeds 0-2, 2,000 steps (8 epochs of 250; six runs).
+# step (2e-3 to 2e-4, --lr-schedule step; on pystdlib on the CPU this closed most of the gap): linux fp + BN
+# and ternary + BN + 90% zeros, seeds 0-2, 2,000 steps (8 epochs of 250; six runs).
 # "tiny" shrinks every run to a smoke test of this script (on the CPU: DEVICE cpu); "seeds-tiny",
 # "long-tiny", "seeds-long-tiny" and "decay-tiny" both.
 set -u
