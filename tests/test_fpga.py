@@ -96,3 +96,56 @@ def test_place_and_route_tiny_datapath(tmp_path):
     r = place_and_route(datapath(2, 2, "ternary", 4), "tiny", tmp_path, part="LFE5U-25F")
     assert r["fmax_mhz"] > 0 and r["lut4"] > 0 and r["ff"] > 0 and r["io"] > 0
     assert r["lut4_available"] == 24288 and r["dp16kd_available"] == 56 and r["mult18x18d_available"] == 28
+
+
+GOOD_REPORT = {"utilization": {"TRELLIS_COMB": {"used": 7, "available": 24288}},
+               "fmax": {"clk": {"achieved": 99.0, "constraint": 100}}}
+
+
+@pytest.mark.parametrize("stale", ["{not json", '{"utilization": {}}', '{"fmax": {"clk": {}}}', "[1]"])
+def test_an_unreadable_report_in_the_work_folder_is_redone(tmp_path, monkeypatch, stale):
+    """A corrupt or cut-off report of an earlier run is not reused: place and route runs again."""
+    import json
+    import os
+
+    from leanrnn.rtl import fpga
+    from leanrnn.rtl.synth import to_verilog
+    ran = []
+
+    def nextpnr(cmd, cwd, what, timeout):
+        ran.append(what)
+        if what.startswith("nextpnr"):
+            (cwd / "report.json").write_text(json.dumps(GOOD_REPORT))
+
+    monkeypatch.setattr(fpga, "_run", nextpnr)
+    monkeypatch.setattr(fpga, "_tool", lambda name: name)
+    top = datapath(2, 2, "ternary", 4)
+    (tmp_path / "tiny.v").write_text(to_verilog(top, "tiny"))
+    (tmp_path / "report.json").write_text(stale)
+    os.utime(tmp_path / "tiny.v", (1, 1))  # the report is newer than the Verilog, as after a finished run
+    r = place_and_route(top, "tiny", tmp_path, reuse=True)
+    assert ran == ["yosys synth_ecp5", "nextpnr-ecp5"] and r["fmax_mhz"] == 99.0 and r["lut4"] == 7
+
+
+@pytest.mark.parametrize("kind", ["junk", "two layers", "another shape"])
+def test_fpga_checks_the_model_before_place_and_route(tmp_path, monkeypatch, capsys, kind):
+    from _models import trained_lm
+    from leanrnn.cli import main
+    from leanrnn.export import write_lrnn
+    from leanrnn.export.exporter import model_to_lrnn
+    from leanrnn.rtl import fpga
+    routed = []
+    monkeypatch.setattr(fpga, "place_and_route", lambda *a, **k: routed.append(a) or parse_report(GOOD_REPORT))
+    path = tmp_path / "m.lrnn"
+    if kind == "junk":
+        path.write_bytes(b"\x00" * 64)
+        words = "m.lrnn"
+    else:
+        lm = trained_lm(V=10, H=8, embed=4, layers=2 if kind == "two layers" else 1, steps=1, weights="ternary")
+        write_lrnn(path, *model_to_lrnn(lm, {"task": "char-lm"}, [str(i) for i in range(10)]))
+        words = "has 2 layers" if kind == "two layers" else "pass --input-size 4 --hidden 8"
+    assert main(["rtl", "fpga", "--model", str(path), "--modes", "ternary", "-o", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert routed == [] and words in err and err.count("\n") == 1
+    assert main(["rtl", "fpga", "--model", str(path), "--modes", "ternary", "--input-size", "4", "--hidden", "8",
+                 "-o", str(tmp_path / "f")]) == (0 if kind == "another shape" else 2)

@@ -225,3 +225,143 @@ def test_hw_refuses_bidirectional_models_in_one_line(tmp_path, capsys):
     assert main(["hw", str(tmp_path / "bi.lrnn"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert "bidirectional" in err and "\n" not in err and not (tmp_path / "r").exists()
+
+
+# -- bad input: accelerator configs, traced data, the command line -----------------------------------
+
+BAD_ACCELS = [  # YAML text -> words of the one-line HardwareConfigError
+    ("tech: abc", "tech='abc' must be a mapping"),
+    ("tech: [1]", r"tech=\[1\] must be a mapping"),
+    ("tech: {add32_pj: x}", "add32_pj='x' must be a number"),
+    ("tech: {node_scale: 0}", "tech.node_scale=0 must be a number > 0"),
+    ("1: 2", "setting name 1 is not a name"),
+    ("act_bits: 0", "act_bits=0 must be an integer from 2 to 32"),
+    ("pes: 2.5", "pes=2.5 must be an integer"),
+    ("clock_hz: .nan", "clock_hz=nan must be a number of Hz"),
+    ("pipeline_depth: -5", "pipeline_depth=-5 must be an integer from 0"),
+    ("dram_bw_bits: -1", "dram_bw_bits=-1 must be a number >= 0"),
+    ("clock_hz: 1e-300", r"YAML reads '1e-300' as text, write clock_hz: 1\.0e-300"),
+    ("- 1", "must be a mapping"),
+]
+
+
+@pytest.mark.parametrize("text, words", BAD_ACCELS, ids=[t for t, _ in BAD_ACCELS])
+def test_bad_accelerator_configs_name_the_setting(text, words):
+    import yaml
+    with pytest.raises(HardwareConfigError, match=words) as e:
+        Accel.from_dict(yaml.safe_load(text))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text, words", [("act_bits: 0", "act_bits=0"), ("clock_hz: .nan", "clock_hz=nan")])
+def test_bad_accelerator_config_on_the_command_line(tmp_path, capsys, text, words):
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(text + "\n")
+    assert main(["rtl", "generate", "--columns", "4", "--config", str(cfg), "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"leanrnn: error: accelerator config {cfg}: {words}") and err.count("\n") == 1
+
+
+def _lm(config: dict, vocab: list, embed: int = 2):
+    import torch
+
+    from leanrnn.export.exporter import model_to_lrnn
+    from leanrnn.runtime import Model
+    from leanrnn.tasks import LanguageModel
+    torch.manual_seed(0)
+    lm = LanguageModel(len(vocab), 4, embed_size=embed, weights="ternary").eval()
+    return Model(*model_to_lrnn(lm, config, vocab))
+
+
+def test_trace_falls_back_when_the_data_changed_since_training(tmp_path):
+    from leanrnn.data.text import load_text
+    from leanrnn.hw import analyse_model
+    from leanrnn.hw.trace import trace_inputs
+    text = tmp_path / "t.txt"
+    text.write_text("abba" * 300)
+    model = _lm({"task": "char-lm", "data": str(text)}, load_text(str(text)).vocab)
+    assert len(trace_inputs(model, 20, log=pytest.fail)) == 20  # the model's own data: no note
+    text.write_text("the quick brown fox jumps over the lazy dog\n" * 30)
+    notes = []
+    ids = trace_inputs(model, 20, log=notes.append)
+    assert len(notes) == 1 and "vocabulary (29 tokens) is not the model's (3)" in notes[0]
+    assert len(ids) == 20 and ids.min() >= 0 and ids.max() < 3
+    assert analyse_model(model, 20, log=notes.append)["workload"]["steps"] == 20
+
+
+def test_trace_falls_back_when_the_data_has_another_width():
+    import torch
+
+    from leanrnn.export.exporter import model_to_lrnn
+    from leanrnn.hw.trace import trace_inputs
+    from leanrnn.runtime import Model
+    from leanrnn.tasks import SeqClassifier
+    torch.manual_seed(0)
+    clf = SeqClassifier(2, 8, 10, weights="ternary").eval()  # the digits are 1 pixel wide per step
+    model = Model(*model_to_lrnn(clf, {"task": "classify", "data": "digits"}, None))
+    notes = []
+    x = trace_inputs(model, 30, log=notes.append)
+    assert x.shape == (30, 2) and len(notes) == 1 and "width 1, the model's 2" in notes[0]
+
+
+@pytest.mark.parametrize("where", ["/", "/dev/zero", "big", "data_dir"])
+def test_trace_reads_no_path_that_a_header_makes_unsafe(tmp_path, monkeypatch, where):
+    """A header is untrusted: it must not make ``hw`` walk the filesystem or read a device."""
+    import leanrnn.data
+    from leanrnn.hw import trace
+    calls = []
+    monkeypatch.setattr(leanrnn.data, "load_for_task", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(trace, "MAX_TREE", 3)
+    big, small = tmp_path / "big", tmp_path / "small"
+    for d, n in ((big, 5), (small, 2)):
+        d.mkdir()
+        for i in range(n):
+            (d / f"{i}.txt").write_text("ab")
+    config = {"task": "char-lm", "data": str(big if where == "big" else where)}
+    if where == "data_dir":
+        config = {"task": "char-lm", "data": "pystdlib", "data_dir": "/"}
+    notes = []
+    trace.trace_inputs(_lm(config, ["<unk>", "a", "b"]), 10, log=notes.append)
+    assert calls == [] and "is not a text file or a data folder of at most 3 entries" in notes[0]
+    trace.trace_inputs(_lm({"task": "char-lm", "data": str(small)}, ["<unk>", "a", "b"]), 10, log=notes.append)
+    assert len(calls) == 1  # a small folder is read
+
+
+def test_hw_steps_have_an_upper_bound(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["hw", "m.lrnn", "--steps", "1000000000"])
+    assert e.value.code == 2 and "at most 100000" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (Linux)")
+def test_hw_checks_the_output_folder_before_the_analysis(tmp_path, capsys):
+    from leanrnn.export import write_lrnn
+    from leanrnn.export.exporter import model_to_lrnn
+    from leanrnn.tasks import LanguageModel
+    write_lrnn(tmp_path / "m.lrnn", *model_to_lrnn(LanguageModel(3, 4, embed_size=2).eval(), {"task": "char-lm"},
+                                                   ["<unk>", "a", "b"]))
+    assert main(["hw", str(tmp_path / "m.lrnn"), "--steps", "5", "--out", "/proc/leanrnn-hw"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "--out /proc/leanrnn-hw: cannot write in /proc" in err
+
+
+@pytest.mark.parametrize("error, words", [
+    ("ExportError", "this model does not fit the .lrnn format: tensor 'embed.weight' holds non-finite values"),
+    ("ModelFormatError", "tensor 'l0.w_ih' holds weights so large that the product W_ih x reaches 4.7e+39, beyond "
+                         "float32's range (3.4e+38): the model cannot run")])
+def test_hw_names_a_run_whose_model_does_not_export(tmp_path, monkeypatch, capsys, error, words):
+    import leanrnn.export
+    from leanrnn.export import exporter
+    from leanrnn.export.format import FIX
+
+    def diverged(*a, **k):
+        raise getattr(leanrnn.export, error)(f"{words}; {FIX}")
+
+    monkeypatch.setattr(exporter, "export_run", diverged)
+    run = tmp_path / "nan_run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"\x80")
+    assert main(["hw", str(run), "--steps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"leanrnn: error: cannot analyse run {run}: {words}; its training diverged: retrain it, e.g. " \
+                  "with a lower --lr\n"

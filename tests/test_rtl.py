@@ -284,3 +284,31 @@ def test_rtl_cli_with_a_model(tmp_path, capsys):
     assert "module leanrnn_lstm_step" in (tmp_path / "b" / "leanrnn_lstm_step.v").read_text()
     assert main(["rtl", "fixed", str(tmp_path / "m.lrnn"), "--steps", "20"]) == 0
     assert "top-1 agreement" in capsys.readouterr().out
+
+
+def _model_file(tmp_path, model, config, vocab=None):
+    from leanrnn.export import write_lrnn
+    from leanrnn.export.exporter import model_to_lrnn
+    path = tmp_path / "m.lrnn"
+    write_lrnn(path, *model_to_lrnn(model.eval(), config, vocab))
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", ["two layers", "bidirectional"])
+def test_rtl_refuses_a_model_it_cannot_build_in_one_line(tmp_path, capsys, kind):
+    import torch
+
+    from _models import trained_lm
+    from leanrnn.tasks import SeqClassifier
+    if kind == "two layers":
+        path = _model_file(tmp_path, trained_lm(layers=2, steps=1, weights="ternary"), {"task": "char-lm"},
+                      [str(i) for i in range(10)])
+        argv, words = ["rtl", "fixed", path, "--steps", "5"], "the model has 2 layers: train it with --layers 1"
+    else:
+        torch.manual_seed(0)
+        clf = SeqClassifier(1, 8, 10, bidirectional=True, weights="ternary", weight_norm=True)
+        path = _model_file(tmp_path, clf, {"task": "classify", "data": "digits"})
+        argv, words = ["rtl", "generate", "--model", path, "-o", str(tmp_path / "b")], "the model is bidirectional"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1 and not (tmp_path / "b").exists()

@@ -278,20 +278,49 @@ def test_nan_in_the_gates_does_not_raise_inside_compiled_code():
     assert h.shape == (H,) and np.isnan(c).all()
 
 
-def test_generate_refuses_overflowing_logits(tmp_path):
-    model = _trained_lm("ternary", False, 0.0)
-    header, tensors = model_to_lrnn(model, {"task": "char-lm"}, [chr(97 + i) for i in range(12)])
-    # Finite weights whose products overflow: every term of h @ W.T + b has the sign of the bias.
+def _overflowing(part):
+    """``(header, tensors)`` whose finite values make a step's sums pass float32's range."""
     top = np.finfo(np.float32).max
-    h = Model(header, tensors).run(np.arange(12))[1].h[0][0]
-    tensors["out.weight"] = np.tile(np.sign(h).astype(np.float32) * top, (12, 1))
-    tensors["out.bias"] = np.full(12, top, np.float32)
+    if part == "preprocess":
+        torch.manual_seed(0)
+        header, tensors = model_to_lrnn(SeqClassifier(1, 8, 5, weights="binary").eval(),
+                                        {"task": "classify", "data": "digits"}, None)
+        header["preprocess"].update(scale=3e38, raw_max=3e38)
+        return header, tensors
+    header, tensors = model_to_lrnn(_trained_lm("fp", False, 0.0), {"task": "char-lm"}, list("abcdefghijkl"))
+    if part == "out.weight":  # every term of h @ W.T + b may share the bias's sign
+        tensors["out.weight"] = np.full_like(tensors["out.weight"], top)
+        tensors["out.bias"] = np.full(12, top, np.float32)
+    else:
+        tensors[part] = np.full_like(tensors[part], 3e38)
+    return header, tensors
+
+
+@pytest.mark.parametrize("part, words", [("out.weight", "'out.weight'.*a logit"), ("l0.w_ih", "'l0.w_ih'.*W_ih x"),
+                                         ("l0.w_hh", "'l0.w_hh'.*W_hh h"),
+                                         ("preprocess", r"preprocess: scale 3e\+38 x raw_max")])
+def test_sums_that_overflow_float32_are_refused_at_load(tmp_path, capsys, part, words):
+    """Finite weights of 3e38 pass the format's checks but overflow every step to inf and NaN: the load
+    refuses them in one line naming the tensor, before a kernel or a numpy overflow warning runs."""
+    import warnings
+
+    from leanrnn.cli import main
+    header, tensors = _overflowing(part)
     write_lrnn(tmp_path / "m.lrnn", header, tensors)
-    m = Model.load(tmp_path / "m.lrnn")
-    with np.errstate(over="ignore"):
-        assert not np.isfinite(m.run(np.arange(12))[0][-1]).all()
-        with pytest.raises(ValueError, match="non-finite logits"):
-            m.generate("abcdefghijkl", n=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ModelFormatError, match=f"m.lrnn: .*{words}.*float32") as e:
+            Model.load(tmp_path / "m.lrnn")
+        assert "\n" not in str(e.value)
+        assert main(["bench", str(tmp_path / "m.lrnn"), "--steps", "3"]) == 2
+    assert "float32's range" in capsys.readouterr().err
+
+
+def test_bench_steps_have_an_upper_bound(capsys):
+    from leanrnn.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "m.lrnn", "--steps", "1000000000"])
+    assert e.value.code == 2 and "at most 1000000" in capsys.readouterr().err
 
 
 def test_model_from_exporter_output_is_validated():

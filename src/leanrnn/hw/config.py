@@ -71,16 +71,23 @@ class Accel:
         return self.pes * self.lanes
 
     def validate(self) -> Accel:
-        if self.pes < 1 or self.lanes < 1:
-            raise HardwareConfigError(f"pes={self.pes} and lanes={self.lanes} must be >= 1")
+        """Every field within the range the cycle model and the RTL can build, so that no NaN, negative
+        count or zero-bit datapath reaches the arithmetic."""
         if self.weight_bits not in (1, 2, 4, 8, 12, 16, 32):
             raise HardwareConfigError(f"weight_bits={self.weight_bits} must be 1, 2, 4, 8, 12, 16 or 32")
         if self.dataflow not in ("column", "row"):
             raise HardwareConfigError(f"dataflow={self.dataflow!r} must be 'column' or 'row'")
-        if self.act_units < 1 or self.scanner_width < 1 or self.clock_hz <= 0:
-            raise HardwareConfigError("act_units, scanner_width and clock_hz must be positive")
-        if self.weight_bw_bits is not None and self.weight_bw_bits <= 0:
-            raise HardwareConfigError("weight_bw_bits must be positive")
+        for name, lo, hi in _INT_RANGES:
+            _in_range(getattr(self, name), name, lo, hi, None, "accelerator")
+        if self.acc_bits is not None:
+            _in_range(self.acc_bits, "acc_bits", 2, 64, None, "accelerator")
+        for name, lo, hi, what in _FLOAT_RANGES:
+            _in_range(getattr(self, name), name, lo, hi, what, "accelerator")
+        if self.weight_bw_bits is not None:
+            _in_range(self.weight_bw_bits, "weight_bw_bits", _TINY, _HUGE, "a number > 0 (or null: enough for "
+                      "all PEs)", "accelerator")
+        for name, lo, what in _TECH_RANGES:
+            _in_range(getattr(self.tech, name), f"tech.{name}", lo, _HUGE, what, "technology")
         return self
 
     def to_dict(self) -> dict:
@@ -88,14 +95,92 @@ class Accel:
 
     @classmethod
     def from_dict(cls, d: dict) -> Accel:
+        """An accelerator from ``setting: value`` pairs (a YAML file's), each name and type checked."""
+        if not isinstance(d, dict):
+            raise HardwareConfigError(f"an accelerator config must be a mapping of setting: value lines, got "
+                                      f"{type(d).__name__}; see leanrnn.hw.Accel for the names")
         d = dict(d)
-        t = dict(d.pop("tech", None) or {})
-        for where, keys, known in (("accelerator", d, cls), ("tech", t, Tech)):
-            unknown = sorted(set(keys) - {f.name for f in dataclasses.fields(known)})
-            if unknown:
-                raise HardwareConfigError(f"unknown {where} setting(s) {', '.join(unknown)}: "
-                                          f"see leanrnn.hw.{known.__name__} for the names")
+        t = d.pop("tech", None)
+        if t is None:
+            t = {}
+        if not isinstance(t, dict):
+            raise HardwareConfigError(f"tech={t!r} must be a mapping of technology settings, e.g. tech: "
+                                      "{lut_pj: 0.5, static_mw: 5}; see leanrnn.hw.Tech for the names")
+        _check_fields(d, cls, "accelerator")
+        _check_fields(t, Tech, "tech")
         return cls(tech=Tech(**t), **d).validate()
+
+
+_TINY, _HUGE = 1e-300, 1e300
+#: integer fields: (name, lowest, highest)
+_INT_RANGES = (("pes", 1, 1 << 16), ("lanes", 1, 1 << 16), ("act_bits", 2, 32), ("scanner_width", 1, 1 << 20),
+               ("act_units", 1, 1 << 20), ("pipeline_depth", 0, 1 << 20))
+#: number fields: (name, lowest, highest, what it must be)
+_FLOAT_RANGES = (("weight_sram_bytes", 0, _HUGE, "a number >= 0"), ("sram_bank_bytes", 1, _HUGE, "a number >= 1"),
+                 ("state_sram_bytes", 0, _HUGE, "a number >= 0"),
+                 ("dram_bw_bits", 0, _HUGE, "a number >= 0 (0: no off-chip path)"),
+                 ("clock_hz", 1, 1e12, "a number of Hz from 1 to 1e12"))
+#: technology energies: (name, lowest, what it must be); a memory read that costs nothing would make
+#: every energy ratio 0 / 0
+_TECH_RANGES = (("add32_pj", 0, "a number >= 0"), ("mul32_pj", 0, "a number >= 0"),
+                ("sram_pj_per_bit_8kb", _TINY, "a number > 0"), ("dram_pj_per_bit", _TINY, "a number > 0"),
+                ("lut_pj", 0, "a number >= 0"), ("static_mw", 0, "a number >= 0"),
+                ("node_scale", _TINY, "a number > 0"))
+
+
+def _in_range(v, name: str, lo: float, hi: float, what: str | None, where: str) -> None:
+    """``lo <= v <= hi``, finite (a NaN fails every comparison), and whole when ``what`` is None (an
+    integer field, named with its bounds)."""
+    try:
+        ok = math.isfinite(float(v)) and lo <= v <= hi and (what is not None or float(v).is_integer())
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise HardwareConfigError(f"{name}={v!r} must be {what or f'an integer from {lo} to {hi:,}'}; fix the "
+                                  f"{where} settings (see leanrnn.hw.{'Tech' if where == 'technology' else 'Accel'})")
+
+
+def _yaml_number(v: str, t) -> str | None:
+    """``v`` written so that YAML 1.1 reads it as a number of type ``t`` (a float needs a dot and a
+    signed exponent: ``1.0e-300``, not ``1e-300``), or None if it is no such number."""
+    try:
+        x = int(v) if t is int else float(v)
+    except ValueError:
+        return None
+    if t is int:
+        return str(x)
+    if not math.isfinite(x):
+        return None
+    m, _, e = repr(x).partition("e")
+    return f"{m if '.' in m else m + '.0'}e{e if e[0] in '+-' else '+' + e}" if e else m
+
+
+def _check_fields(d: dict, cls, where: str) -> None:
+    """Known names and the field's type: a YAML ``pes: many`` or ``clock_hz: 1e-300`` (which YAML reads
+    as text) names its field and the fix."""
+    import typing
+    odd = [k for k in d if not isinstance(k, str)]
+    if odd:
+        raise HardwareConfigError(f"{where} setting name {odd[0]!r} is not a name; write names such as pes, "
+                                  f"lanes (see leanrnn.hw.{cls.__name__})")
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise HardwareConfigError(f"unknown {where} setting(s) {', '.join(unknown)}: "
+                                  f"see leanrnn.hw.{cls.__name__} for the names")
+    hints = typing.get_type_hints(cls)
+    for name, v in d.items():
+        args = typing.get_args(hints[name])
+        if v is None and type(None) in args:
+            continue
+        t = next((a for a in args if a is not type(None)), hints[name])
+        want = {int: (int, "an integer"), float: ((int, float), "a number"), bool: (bool, "true or false"),
+                str: (str, "text")}.get(t)
+        if want is None or (isinstance(v, want[0]) and (t is bool or not isinstance(v, bool))):
+            continue
+        fixed = _yaml_number(v, t) if isinstance(v, str) else None
+        hint = f": YAML reads {v!r} as text, write {name}: {fixed}" if fixed else ""
+        raise HardwareConfigError(f"{where} setting {name}={v!r} must be {want[1]}{hint}; fix the file "
+                                  f"(see leanrnn.hw.{cls.__name__})")
 
 
 def load_accel(path: str | Path) -> Accel:

