@@ -30,7 +30,7 @@ def test_demo_runs_and_prints_both_models(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, msg", [(["demo", "--steps", "0"], "must be > 0"),
-                                       (["demo", "--hidden", "many"], "is not a int"),
+                                       (["demo", "--hidden", "many"], "is not an integer"),
                                        (["fly"], "invalid choice")])
 def test_bad_flags_give_one_clear_error(argv, msg, capsys):
     with pytest.raises(SystemExit) as e:

@@ -213,7 +213,7 @@ def test_training_on_a_gpu_gives_cpu_loadable_runs_that_resume_on_either(tmp_pat
 
 @pytest.mark.parametrize("argv, msg", [
     (["train", "--weights", "int3"], "invalid choice"),
-    (["train", "--hidden", "x"], "invalid int value"),
+    (["train", "--hidden", "x"], "'x' is not an integer"),
 ])
 def test_bad_flags(argv, msg, capsys):
     with pytest.raises(SystemExit):

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..train import TrainConfig, Trainer, evaluate_split, load_data, load_run, model_bits
+from .checks import TRAINER_FILES
 
 # name -> (run name, settings, learning rate); each rate is the better of 6e-3 and 1e-2 for that model at
 # 600 steps. The low-bit model's recipe is the best of those measured at this budget (results/README.md,
@@ -51,6 +52,74 @@ def _runtime(model_file: Path, ids, steps: int = 300) -> float:
     return float(np.median(ts))
 
 
+def _config(short: str, out: Path, steps: int, hidden: int, seed: int, batch: int = 32,
+            seq_len: int = 100) -> TrainConfig:
+    """The settings of the demo's run ``short`` under ``out``."""
+    _, kw, lr = next(c for c in CONFIGS.values() if c[0] == short)
+    kw = {k: str(out / v) if k in ("teacher", "init_from") else v for k, v in kw.items()}
+    return TrainConfig(task="char-lm", data="pystdlib", max_chars=steps * batch * seq_len + batch * 2,
+                       hidden=hidden, embed=64, lr=lr, epochs=1, batch=batch, seq_len=seq_len,
+                       steps_per_epoch=steps, checkpoint_every=max(steps, 1), eval_batch=64, seed=seed, **kw)
+
+
+#: settings that differ between demo runs (flags, ``run``'s arguments); every other one is the demo's
+_FREE = ("max_chars", "hidden", "steps_per_epoch", "checkpoint_every", "seed", "batch", "seq_len", "teacher",
+         "init_from")
+
+
+def _ours(settings, short: str) -> bool:
+    """Whether ``settings`` (a run's config.json or a model file's header) are those of the demo's
+    run ``short`` (for any steps, size and seed)."""
+    want = _config(short, Path("."), 1, 1, 0).to_dict()
+    if not isinstance(settings, dict):
+        return False
+    named = all(Path(str(settings.get(k) or "")).name == Path(want[k] or "").name for k in ("teacher", "init_from"))
+    return named and all(settings.get(k) == v for k, v in want.items() if k not in _FREE)
+
+
+def _our_run(d: Path, short: str) -> bool:
+    if not d.is_dir():
+        return False
+    files = list(d.iterdir())
+    if not files:
+        return True
+    if not all(f.is_file() and f.name in TRAINER_FILES for f in files):
+        return False
+    try:
+        return _ours(json.loads((d / "config.json").read_text(encoding="utf-8")), short)
+    except (OSError, ValueError):
+        return False
+
+
+def _our_model(f: Path, short: str) -> bool:
+    from ..export import ModelFormatError
+    from ..export.format import read_lrnn
+    try:
+        return _ours(read_lrnn(f)[0].get("config"), short)
+    except (OSError, ModelFormatError):
+        return False
+
+
+def not_ours(out: str | Path) -> list[Path]:
+    """What under ``out`` the demo would delete or overwrite that an earlier demo did not write."""
+    out = Path(out)
+    bad = []
+    for short, _, _ in CONFIGS.values():
+        d, f = out / short, out / f"{short}.lrnn"
+        bad += [d] if d.exists() and not _our_run(d, short) else []
+        bad += [f] if f.exists() and not _our_model(f, short) else []
+    return bad
+
+
+def is_results(path: Path) -> bool:
+    """Whether ``path`` is a JSON that ``run`` wrote (``--json``), which a new run may replace."""
+    try:
+        r = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(r, dict) and {"steps", "hidden", "batch", "seq_len", "models"} <= set(r)
+
+
 def run(steps: int = 600, hidden: int = 256, batch: int = 32, seq_len: int = 100, seed: int = 0,
         progress: bool = True, out: str | Path = "runs/demo", json_path: str | Path | None = None) -> dict:
     from ..export import export_run
@@ -62,9 +131,7 @@ def run(steps: int = 600, hidden: int = 256, batch: int = 32, seq_len: int = 100
         run_dir = out / short
         shutil.rmtree(run_dir, ignore_errors=True)
         kw = {k: str(out / v) if k in ("teacher", "init_from") else v for k, v in kw.items()}
-        cfg = TrainConfig(task="char-lm", data="pystdlib", max_chars=steps * batch * seq_len + batch * 2,
-                          hidden=hidden, embed=64, lr=lr, epochs=1, batch=batch, seq_len=seq_len,
-                          steps_per_epoch=steps, checkpoint_every=max(steps, 1), eval_batch=64, seed=seed, **kw)
+        cfg = _config(short, out, steps, hidden, seed, batch, seq_len)
         t0 = time.perf_counter()
         Trainer(cfg, run_dir, progress=progress, log=lambda *a: None).run()
         train_s = time.perf_counter() - t0

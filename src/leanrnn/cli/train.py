@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import shlex
 import sys
 import typing
 from pathlib import Path
 
+from ..train.config import MAX_THREADS
 from . import checks
 from .checks import CliError, positive
 
@@ -36,7 +38,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
             continue
         choices = f.metadata.get("choices") or None
-        p.add_argument(flag, type=base, default=None, choices=choices, help=helptext,
+        p.add_argument(flag, type=base if base is str else checks.number(base), default=None, choices=choices,
+                       help=helptext,
                        metavar=None if choices else f.name.upper())
 
 
@@ -74,8 +77,8 @@ def add_parsers(sub) -> dict:
     e.add_argument("--split", choices=("test", "valid"), default="test", help="which split (default test)")
     e.add_argument("--checkpoint", choices=("best", "checkpoint"), default="best",
                    help="best validation model (default) or the last checkpoint")
-    e.add_argument("--threads", type=positive(int), help="torch CPU threads (default: torch's choice, all cores; "
-                   "give 1 or 2 when several evaluations run at once)")
+    e.add_argument("--threads", type=positive(int, most=MAX_THREADS), help="torch CPU threads (default: torch's "
+                   "choice, all cores; give 1 or 2 when several evaluations run at once)")
 
     dl = sub.add_parser("data", help="data sets")
     dsub = dl.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -89,17 +92,23 @@ def add_parsers(sub) -> dict:
 
 
 def demo(args, argv) -> int:
-    from .demo import markdown, run
+    from .demo import is_results, markdown, not_ours, run
     if args.markdown:
+        if not Path(args.markdown).is_file():  # missing, a folder, a device: its own message
+            checks.text_file(args.markdown, "--markdown", "results/demo.json")
         try:
-            print(markdown(json.loads(checks.text_file(args.markdown, "--markdown", "results/demo.json").read_text())))
-        except (ValueError, KeyError, TypeError):
+            print(markdown(json.loads(Path(args.markdown).read_text(encoding="utf-8"))))
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise checks.CliError(f"--markdown {args.markdown} is not a JSON written by 'leanrnn demo --json'; "
                                   "run the demo with --json FILE first") from None
         return 0
     out = checks.output_dir(args.out, "--out")
+    taken = not_ours(out)
+    if taken:
+        raise CliError(f"--out {out}: the demo would replace {taken[0]}, which an earlier demo did not write; "
+                       f"choose another --out (e.g. --out {out}-new) or move it away")
     json_path = checks.output_file(args.json, "--json", "results/demo.json", suffixes=(".json",),
-                                   replace=("file",)) if args.json else None
+                                   ours=is_results) if args.json else None
     run(steps=args.steps, hidden=args.hidden, seed=args.seed, progress=_progress(args), out=out, json_path=json_path)
     return 0
 
@@ -116,6 +125,10 @@ def _resume(args) -> int:
         drop = ", ".join("--" + n.replace("_", "-") for n in ignored) or ("--recipe" if args.recipe else "--out")
         raise CliError(f"--resume continues a run with its own settings; drop {drop}")
     run = checks.run_dir(args.resume, "train --resume")
+    if not (run / "checkpoint.pt").is_file():
+        raise CliError(f"{run} holds no checkpoint.pt to resume from, only best.pt (its best model, without the "
+                       f"optimizer's state); evaluate or export it (leanrnn eval {run}), or train on from its "
+                       f"weights with: leanrnn train --init-from {run} --out NEW_DIR and its settings")
     ck = load_checkpoint(run / "checkpoint.pt")
     with checks.foreign_checkpoint(run):
         cfg = TrainConfig.from_dict(ck["config"])
@@ -124,10 +137,26 @@ def _resume(args) -> int:
             setattr(cfg, name, overrides[name])
     cfg.validate()
     if "patience" in overrides:  # the run's record says what stopped it
-        conf = json.loads((run / "config.json").read_text())
+        conf = _run_record(run, cfg)
         (run / "config.json").write_text(json.dumps({**conf, "patience": cfg.patience}, indent=1))
     Trainer(cfg, run, progress=_progress(args)).run(resume=True)
     return 0
+
+
+def _run_record(run: Path, cfg) -> dict:
+    """A run's config.json, or its checkpoint's settings where the file is missing; a file that is not
+    a mapping is refused (it may hold the user's edits: not overwritten)."""
+    p = run / "config.json"
+    if not p.exists():
+        return cfg.to_dict()
+    try:
+        conf = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        conf = None
+    if not isinstance(conf, dict):
+        raise CliError(f"{p} is not a JSON mapping of settings (corrupt); fix it, or delete it and resume again "
+                       "(it is then written anew from the checkpoint's settings)")
+    return conf
 
 
 def _run_out(path: Path) -> Path:
@@ -206,6 +235,8 @@ def train_config(args) -> tuple:
 def train(args, argv) -> int:
     from ..data import check_for_task
     from ..train import Trainer, epochs_done
+    if args.out is not None and not args.out.strip():
+        raise CliError("--out is empty; give the run's directory, or leave --out out for runs/TASK-DATA-WEIGHTS")
     if args.resume:
         return _resume(args)
     cfg, notes = train_config(args)
@@ -250,19 +281,26 @@ def _forget(created: list[Path]) -> None:
 def evaluate(args, argv) -> int:
     from ..data import load_for_task
     from ..facts import METRIC
-    from ..train import evaluate_split, load_run, model_bits
+    from ..train import check_vocab, evaluate_split, load_run, model_bits
     run = checks.run_dir(args.run, "eval")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     with checks.foreign_checkpoint(run):
-        cfg, model, _ = load_run(run, args.checkpoint)
+        cfg, model, vocab = load_run(run, args.checkpoint)
+    if not all(t.isfinite().all() for t in model.state_dict().values() if t.is_floating_point()):
+        raise CliError(f"the {args.checkpoint} model of {run} holds non-finite weights (NaN or inf): nothing to "
+                       "evaluate, nothing written; restore a copy of the run, or retrain it with a lower --lr")
     data = load_for_task(cfg.task, cfg.data, cfg.data_dir, cfg.max_chars, cfg.vocab_size, cfg.permute, cfg.seed)
+    check_vocab(run, vocab, data)
     m = evaluate_split(cfg, model, data, args.split)
     m.update(model_bits(model))
     metric = METRIC[cfg.task]
     m.update(metric_name=metric, split=args.split, weights=cfg.weights, batch_norm=cfg.batch_norm,
              target_state_sparsity=cfg.state_sparsity, task=cfg.task, data=cfg.data)
+    if not (math.isfinite(m[metric]) and math.isfinite(m["state_sparsity"])):
+        raise CliError(f"{run}: the {args.split} {metric} came out {m[metric]}; nothing written. The model's "
+                       "outputs overflow: retrain it with a lower --lr")
     (run / f"eval_{args.split}.json").write_text(json.dumps(m, indent=1))
     print(f"{args.run}: {args.split} {metric} {m[metric]:.4f}  state sparsity {m['state_sparsity']:.3f}  "
           f"LSTM weights {m['lstm_weight_bits'] / 8 / 1024:.1f} KiB "
@@ -289,14 +327,24 @@ def _evaluated(run: Path) -> tuple:
         raise CliError(f"{p} is missing; run 'leanrnn eval {run}' first")
     try:
         m = json.loads(p.read_text(encoding="utf-8"))
-        return run.name, m["state_sparsity"], m["metric_name"], m[m["metric_name"]]
+        point = run.name, m["state_sparsity"], m["metric_name"], m[m["metric_name"]]
     except (ValueError, KeyError, TypeError):
         raise CliError(f"{p} is not an evaluation leanrnn wrote; run 'leanrnn eval {run}' again") from None
+    if not (isinstance(point[2], str) and all(_finite(v) for v in (point[1], point[3]))):
+        raise CliError(f"{p} holds no finite {point[2]} and state sparsity (it has {point[3]!r} and {point[1]!r}); "
+                       f"run 'leanrnn eval {run}' again, or leave the run out")
+    return point
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def plot(args, argv) -> int:
     from ..train import plot_points
-    out = checks.output_file(args.output, "-o", "sparsity.png", suffixes=(".png", ".pdf", ".svg"), replace=("image",))
+    from ..train.plots import is_points_plot
+    out = checks.output_file(args.output, "-o", "sparsity.png", suffixes=(".png", ".pdf", ".svg"),
+                             ours=is_points_plot)
     points = [_evaluated(checks.run_dir(r, "plot")) for r in args.runs]
     print(plot_points(points, out))
     return 0

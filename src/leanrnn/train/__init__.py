@@ -7,7 +7,8 @@ from .config import ConfigError, TrainConfig, epochs_done, load_recipe
 
 _LAZY = {"CheckpointError": "checkpoint", "load_checkpoint": "checkpoint", "save_atomic": "checkpoint",
          "batchify": "lm", "evaluate_lm": "lm", "Trainer": "trainer", "TrainingError": "trainer",
-         "evaluate_split": "trainer", "load_data": "trainer", "load_run": "trainer", "model_bits": "trainer",
+         "check_vocab": "trainer", "evaluate_split": "trainer", "load_data": "trainer", "load_run": "trainer",
+         "model_bits": "trainer",
          "plot_points": "plots", "plot_curves": "plots"}
 
 __all__ = ["ConfigError", "TrainConfig", "epochs_done", "load_recipe", *_LAZY]

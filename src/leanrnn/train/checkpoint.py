@@ -40,4 +40,16 @@ def load_checkpoint(path: str | Path) -> dict:
                               "delete it to start over, or restore a copy") from None
     if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
         raise CheckpointError(f"checkpoint {path} is not a leanrnn checkpoint (no model/config)")
+    vocab = ck.get("vocab")
+    bad = ("config" if not isinstance(ck["config"], dict) else
+           "model" if not (isinstance(ck["model"], dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                                  for k, v in ck["model"].items())) else
+           "vocab" if not (vocab is None or (isinstance(vocab, list) and all(isinstance(w, str) for w in vocab)))
+           else None)
+    if bad:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its {bad} is not {_SHAPES[bad]}; restore a copy "
+                              "of the run, or retrain it")
     return ck
+
+
+_SHAPES = {"config": "a mapping of settings", "model": "a mapping of names to tensors", "vocab": "a list of strings"}

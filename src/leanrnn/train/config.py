@@ -25,8 +25,19 @@ PRUNE_GRADS = ("mask", "ste")
 _OBSOLETE = {"extra": None, "note": None, "prune_warmup": 0}
 
 
+#: most LSTM weights a model may have (4 GiB at fp32; training holds four times that)
+MAX_LSTM_WEIGHTS = 2**30
+MAX_SEED = 2**32 - 1
+MAX_THREADS = 1024
+
+
 class ConfigError(ValueError):
     """A bad setting; the message names it and the allowed values."""
+
+
+class UnknownSetting(ConfigError):
+    """A setting, or a value of a fixed set, that this version does not have: in a checkpoint, the sign
+    that another version wrote it (where a wrong type or range means a corrupt one)."""
 
 
 def _f(default, help: str, choices: tuple = ()):
@@ -124,12 +135,21 @@ class TrainConfig:
                 raise ConfigError(f"{f.name}={v!r} must be a finite number")
             choices = f.metadata.get("choices")
             if choices and v not in choices:
-                raise ConfigError(f"{f.name}={v!r} is not supported; use one of {', '.join(choices)}")
+                raise UnknownSetting(f"{f.name}={v!r} is not supported; use one of {', '.join(choices)}")
         for name in ("hidden", "layers", "epochs", "batch", "seq_len", "eval_batch", "checkpoint_every",
                      "log_every", "vocab_size", "max_chars", "max_examples", "steps_per_epoch", "threads"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name}={v!r} must be a positive integer")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"seed={self.seed} must be in [0, {MAX_SEED}]")
+        if self.threads is not None and self.threads > MAX_THREADS:
+            raise ConfigError(f"threads={self.threads} is more than {MAX_THREADS}; give at most the machine's cores")
+        n = 4 * self.hidden * (max(self.embed, 1) + self.hidden) * self.layers * (2 if self.bidirectional else 1)
+        if n > MAX_LSTM_WEIGHTS:
+            raise ConfigError(f"hidden={self.hidden}, embed={self.embed}, layers={self.layers} make {n:.3g} LSTM "
+                              f"weights, more than the {MAX_LSTM_WEIGHTS:.3g} this trainer takes; lower --hidden, "
+                              "--embed or --layers")
         if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"device={self.device!r} is not supported; use cpu, cuda or cuda:N")
         if self.patience < 0:
@@ -200,9 +220,9 @@ class TrainConfig:
             if k in d and (d[k] == neutral or k in ("extra", "note")):
                 d.pop(k)
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = sorted(str(k) for k in set(d) - names)  # a YAML key can be a number or null
         if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+            raise UnknownSetting(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         return cls(**d).validate()
 
 

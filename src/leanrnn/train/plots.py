@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+#: the title in the metadata of every ``plot_points`` image: the mark that lets a new plot replace it
+POINTS_TITLE = "leanrnn plot: test metric against state sparsity"
+
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     p = Path(run_dir) / "metrics.jsonl"
@@ -64,6 +67,17 @@ def plot_points(points: list[tuple[str, float, str, float]], out: str | Path) ->
         ax.set(xlabel="zero hidden states (%)", ylabel=f"test {metric}", title=f"test {metric} vs state sparsity")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, metadata={"Title": POINTS_TITLE})
     plt.close(fig)
     return Path(out)
+
+
+def is_points_plot(path: str | Path) -> bool:
+    """Whether ``path`` is an image ``plot_points`` wrote (PNG, PDF or SVG keep the title as plain text)."""
+    p = Path(path)
+    try:
+        if p.stat().st_size > 2**24:
+            return False
+        return POINTS_TITLE.encode() in p.read_bytes()
+    except OSError:
+        return False

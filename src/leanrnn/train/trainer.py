@@ -41,7 +41,7 @@ from ..data import load_for_task
 from ..facts import METRIC, STORED_BITS
 from ..quant import ternary_fit
 from ..tasks import LanguageModel, SeqClassifier
-from .checkpoint import load_checkpoint, save_atomic
+from .checkpoint import CheckpointError, load_checkpoint, save_atomic
 from .config import TrainConfig
 from .lm import batchify, device_of, evaluate_lm
 
@@ -58,6 +58,17 @@ def load_data(cfg: TrainConfig):
 
 
 def build_model(cfg: TrainConfig, vocab_size: int | None = None):
+    try:
+        return _build_model(cfg, vocab_size)
+    except (RuntimeError, MemoryError) as e:
+        if not isinstance(e, MemoryError) and "alloc" not in str(e):
+            raise
+        raise TrainingError(f"a model of hidden={cfg.hidden}, embed={cfg.embed}, layers={cfg.layers}"
+                            + ("" if vocab_size is None else f" and {vocab_size} tokens") +
+                            " does not fit in this machine's memory; lower --hidden, --embed or --layers") from None
+
+
+def _build_model(cfg: TrainConfig, vocab_size: int | None):
     kw = dict(weights=cfg.weights, stochastic=cfg.stochastic, batch_norm=cfg.batch_norm, bn_stats=cfg.bn_stats,
               weight_norm=cfg.weight_norm, state_sparsity=cfg.state_sparsity, prune_output=cfg.prune_output,
               prune_grad=cfg.prune_grad)
@@ -135,6 +146,9 @@ def load_run(run_dir: str | Path, which: str = "best"):
     path = run_dir / f"{which}.pt"
     if which == "best" and not path.exists():
         path = run_dir / "checkpoint.pt"
+    if which == "checkpoint" and not path.exists() and (run_dir / "best.pt").exists():
+        raise CheckpointError(f"{run_dir} holds no checkpoint.pt (the last checkpoint), only best.pt; "
+                              "use --checkpoint best")
     ck = load_checkpoint(path)
     cfg = TrainConfig.from_dict(ck["config"])
     vocab = ck.get("vocab")
@@ -142,6 +156,20 @@ def load_run(run_dir: str | Path, which: str = "best"):
     model.load_state_dict(ck["model"])
     model.eval()
     return cfg, model, vocab
+
+
+def check_vocab(run_dir: str | Path, vocab, data) -> None:
+    """A run's vocabulary must be its data's now: a data file changed since training gives other
+    token ids (out of range, or a meaningless metric)."""
+    now = getattr(data, "vocab", None)
+    if vocab is None or now is None or list(now) == list(vocab):
+        return
+    new = sorted(set(now) - set(vocab))
+    gone = sorted(set(vocab) - set(now))
+    what = (f"{len(new)} token(s) it was not trained on, e.g. {new[0]!r}" if new else
+            f"lost {len(gone)} token(s), e.g. {gone[0]!r}" if gone else "the same tokens in another order")
+    raise TrainingError(f"the data of {run_dir} has changed since it was trained: its vocabulary now has {what}; "
+                        "evaluate on the data it was trained on (restore it), or retrain on the new data")
 
 
 def init_from(model, run_dir: str | Path, vocab, rescale: bool = False) -> list[str]:
@@ -324,6 +352,12 @@ class Trainer:
                                 "or choose another --out")
         torch.manual_seed(cfg.seed + self.rank)
         data = load_data(cfg)
+        if cfg.task != "classify":
+            short = min(("valid", data.valid.numel()), ("test", data.test.numel()), key=lambda x: x[1])
+            if short[1] // cfg.eval_batch < 2:
+                raise TrainingError(f"the {short[0]} split of {cfg.data} has {short[1]} tokens, too few for "
+                                    f"eval_batch={cfg.eval_batch} streams of 2 or more; give --eval-batch "
+                                    f"{max(1, short[1] // 2)} or less")
         vocab = None if cfg.task == "classify" else data.vocab
         model = build_model(cfg, vocab_size=None if vocab is None else len(vocab))
         if cfg.init_from and not resume:
@@ -370,6 +404,9 @@ class Trainer:
             if on_start:
                 on_start()
         r.plan_len = len(self._plan(0, data))
+        if r.plan_len == 0 and cfg.task == "classify":
+            raise TrainingError(f"the training split of {cfg.data} has {len(data['train'][0])} sequence(s), fewer "
+                                f"than one batch of {cfg.batch}; lower --batch or raise --max-examples")
         if r.plan_len == 0:
             raise TrainingError(f"the training split of {cfg.data} gives no step of batch {cfg.batch} x seq_len "
                                 f"{cfg.seq_len}; lower --batch or --seq-len, or use more data")
