@@ -17,6 +17,7 @@ import json
 
 import torch
 
+from leanrnn.cli.checks import positive
 from leanrnn.train.checkpoint import CheckpointError
 from leanrnn.train.lm import batchify
 from leanrnn.train.trainer import calibrate, evaluate_split, load_data, load_run
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--weights", choices=("deterministic", "sampled"), default="deterministic",
                     help="the weights the statistics are measured with (default deterministic, inference's)")
     ap.add_argument("--split", choices=("valid", "test"), default="valid", help="the split scored (default valid)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--threads", type=positive(int), default=1, help="torch CPU threads (default 1)")
     a = ap.parse_args(argv)
     if a.segments < 1:
         ap.error(f"--segments {a.segments}: give at least 1")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from leanrnn.cli.checks import positive
 from leanrnn.data import DataError
 from leanrnn.train.checkpoint import CheckpointError
 from leanrnn.train.lm import evaluate_lm
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--match", default="-pinfunc.h", help="the files of the first column: names containing "
                     "this (default -pinfunc.h, linux's pin-mux tables)")
     ap.add_argument("--split", choices=("test", "valid"), default="test", help="which split (default test)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--threads", type=positive(int), default=1, help="torch CPU threads (default 1)")
     ap.add_argument("--json", type=Path, help="also write {run: {split, all, matching, rest}} here (merged "
                     "into the file's runs)")
     a = ap.parse_args(argv)

@@ -72,8 +72,16 @@ def main(argv: list[str]) -> int:
         print("usage: python results/paper_gpu.py data DATA | summarize RUNS", file=sys.stderr)
         return 2
     if argv[0] == "data":
+        if Path(argv[1]).exists() and not Path(argv[1]).is_dir():
+            print(f"paper_gpu.py: error: {argv[1]} is a file; give a folder (new or existing) for the data",
+                  file=sys.stderr)
+            return 2
         data(Path(argv[1]))
         return 0
+    if not Path(argv[1]).is_dir():
+        print(f"paper_gpu.py: error: {argv[1]} is not a folder; give the folder that holds the GPU runs",
+              file=sys.stderr)
+        return 2
     new = summarize(Path(argv[1]))
     old = json.loads(OUT.read_text()) if OUT.exists() else []  # earlier calls' runs stay unless re-run
     rows = sorted({r["run"]: r for r in [*old, *new]}.values(), key=lambda r: r["run"])

@@ -15,6 +15,9 @@ import statistics
 
 import torch
 
+from leanrnn.cli.checks import positive
+from leanrnn.data import DataError
+from leanrnn.train.checkpoint import CheckpointError
 from leanrnn.train.lm import evaluate_lm
 from leanrnn.train.trainer import load_data, load_run
 
@@ -23,13 +26,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", help="a trained char-lm run directory (its best.pt)")
     ap.add_argument("--split", choices=("test", "valid"), default="test", help="which split (default test)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    ap.add_argument("--threads", type=positive(int), default=1, help="torch CPU threads (default 1)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    cfg, model, _ = load_run(a.run)
-    if cfg.task != "char-lm":
-        ap.error(f"{a.run} is a {cfg.task} run; give a char-lm run")
-    ids = getattr(load_data(cfg), a.split)
+    try:
+        cfg, model, _ = load_run(a.run)
+        if cfg.task != "char-lm":
+            ap.error(f"{a.run} is a {cfg.task} run; give a char-lm run")
+        ids = getattr(load_data(cfg), a.split)
+    except (CheckpointError, DataError) as e:
+        ap.error(str(e))
     kept = evaluate_lm(model, ids, batch=cfg.eval_batch, seq_len=cfg.seq_len)
     zero = evaluate_lm(model, ids, batch=cfg.eval_batch, seq_len=cfg.seq_len, carry=False)
     print(f"{a.run} {a.split}: {kept['bits_per_token']:.4f} bits/char with the state carried, "

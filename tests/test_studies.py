@@ -68,3 +68,20 @@ def test_a_marker_names_a_running_run_only_while_the_run_is_unfinished(here):
     assert not studies.running(done)
     marker.write_text("not a pid")
     assert not studies.running(d)
+
+
+@pytest.mark.parametrize("script, argv", [("studies.py", ["linux", "--workers", "0"]),
+                                          ("stream_bpc.py", ["RUN", "--threads", "0"]),
+                                          ("stream_bpc.py", ["no-such-run"]),
+                                          ("paper_gpu.py", ["data", "FILE"]),
+                                          ("paper_gpu.py", ["summarize", "FILE"])])
+def test_the_study_scripts_refuse_bad_arguments_with_exit_2(here, script, argv):
+    """No worker would ever start (--workers 0 looped forever), torch refuses 0 threads, a missing run or a
+    file in place of a folder: one line and exit status 2, not a traceback."""
+    import subprocess
+    import sys
+    (here / "FILE").write_text("x")
+    p = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "results" / script),
+                        *argv], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert "error:" in p.stderr and "Traceback" not in p.stderr
