@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import load_for_task
+from ..data.sources import IMAGE_CLASSES
 from ..facts import METRIC, STORED_BITS
 from ..quant import ternary_fit
 from ..tasks import LanguageModel, SeqClassifier
@@ -73,7 +74,7 @@ def _build_model(cfg: TrainConfig, vocab_size: int | None):
               weight_norm=cfg.weight_norm, state_sparsity=cfg.state_sparsity, prune_output=cfg.prune_output,
               prune_grad=cfg.prune_grad)
     if cfg.task == "classify":
-        return SeqClassifier(1, cfg.hidden, 10, num_layers=cfg.layers, bidirectional=cfg.bidirectional, **kw)
+        return SeqClassifier(1, cfg.hidden, IMAGE_CLASSES, num_layers=cfg.layers, bidirectional=cfg.bidirectional, **kw)
     return LanguageModel(vocab_size, cfg.hidden, num_layers=cfg.layers, embed_size=cfg.embed,
                          dropout=cfg.dropout, **kw)
 
