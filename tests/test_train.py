@@ -280,10 +280,13 @@ def test_resume_after_sigkill_at_a_random_point_is_exact(tmp_path, trial):
     rng = np.random.default_rng(trial)
     run = tmp_path / "killed"
     p = _run_cli(args + ["--out", str(run)])
-    deadline = time.time() + 60
-    while not (run / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.01)
-    time.sleep(float(rng.uniform(0.0, 1.5)))
+    # a random step of the first 20 of 24, then a random few ms (mid-step, inside a checkpoint write or an
+    # epoch's evaluation): chosen by the run's progress, not by wall time, so a fast machine cannot reach the end
+    at, steps_file, deadline = int(rng.integers(1, 21)), run / "steps.jsonl", time.time() + 60
+    while time.time() < deadline and not ((run / "checkpoint.pt").exists() and steps_file.exists()
+                                          and len(steps_file.read_text().splitlines()) >= at):
+        time.sleep(0.002)
+    time.sleep(float(rng.uniform(0.0, 0.05)))
     p.send_signal(signal.SIGKILL)
     assert p.wait() == -signal.SIGKILL, "the run finished before the kill: make it longer"
     ck = load_checkpoint(run / "checkpoint.pt")
