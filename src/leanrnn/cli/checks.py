@@ -49,7 +49,7 @@ def positive(kind, most=None):
             raise argparse.ArgumentTypeError(f"{s!r} must be > 0")
         if most is not None and v > most:
             raise argparse.ArgumentTypeError(f"{s!r} is more than {most}, the most this command takes; give "
-                                             f"{most} or fewer")
+                                             f"at most {most}")
         return v
     return parse
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from . import checks
-from .hw import MAX_BENCH_STEPS, steps_flag
+from .checks import positive
+from .hw import MAX_BENCH_STEPS
 
 
 def add_parsers(sub) -> dict:
@@ -19,7 +20,7 @@ def add_parsers(sub) -> dict:
 
     be = sub.add_parser("bench", help="per-step latency of one .lrnn model in the CPU runtime")
     be.add_argument("model", help=".lrnn file written by 'leanrnn export'")
-    be.add_argument("--steps", type=steps_flag(MAX_BENCH_STEPS), default=200,
+    be.add_argument("--steps", type=positive(int, most=MAX_BENCH_STEPS), default=200,
                     help=f"timed steps (default 200, at most {MAX_BENCH_STEPS:,})")
     return {"export": export, "inspect": inspect, "bench": bench}
 

@@ -1,36 +1,21 @@
 """``leanrnn hw``: a trained model on the accelerator model."""
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 from . import checks
+from .checks import positive
 
 #: most time steps ``hw`` traces (the simulation walks each one) and ``bench`` times
 MAX_HW_STEPS, MAX_BENCH_STEPS = 100_000, 1_000_000
-
-
-def steps_flag(most: int):
-    """An argparse type: an integer from 1 to ``most``, so that a typo cannot take all the memory."""
-    def parse(s):
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{s!r} is not a whole number; give one such as 200") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"{s!r} must be > 0")
-        if v > most:
-            raise argparse.ArgumentTypeError(f"{s!r} is more than {most:,} steps; give at most {most}")
-        return v
-    return parse
 
 
 def add_parsers(sub) -> dict:
     hw = sub.add_parser("hw", help="cycles, energy and memory of a trained model on the accelerator model")
     hw.add_argument("model", help="a .lrnn file or a run directory")
     hw.add_argument("--config", help="accelerator YAML (see leanrnn.hw.Accel); default: 16x16 column array")
-    hw.add_argument("--steps", type=steps_flag(MAX_HW_STEPS), default=200,
+    hw.add_argument("--steps", type=positive(int, most=MAX_HW_STEPS), default=200,
                     help=f"time steps of test data to trace (at most {MAX_HW_STEPS:,})")
     hw.add_argument("--out", default=None, help="folder for the report JSON and plots (default: beside the model)")
     return {"hw": run}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import checks
 from .checks import positive
-from .hw import MAX_HW_STEPS, accel_from, steps_flag
+from .hw import MAX_HW_STEPS, accel_from
 
 
 def add_parsers(sub) -> dict:
@@ -18,7 +18,7 @@ def add_parsers(sub) -> dict:
     rg.add_argument("-o", "--output", default="build", help="output folder (default build)")
     rf = rsub.add_parser("fixed", help="accuracy of the fixed-point datapath against the float runtime")
     rf.add_argument("model", help="a one-layer binary/ternary char- or word-LM .lrnn file")
-    rf.add_argument("--steps", type=steps_flag(MAX_HW_STEPS), default=300,
+    rf.add_argument("--steps", type=positive(int, most=MAX_HW_STEPS), default=300,
                     help=f"test tokens compared (default 300, at most {MAX_HW_STEPS:,})")
     rr = rsub.add_parser("report", help="Yosys synthesis (generic gates): PE variants, dense vs zero-skip")
     rr.add_argument("-o", "--output", default="build/synth", help="work folder (default build/synth)")
