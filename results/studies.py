@@ -95,6 +95,10 @@ ROWS_WIDTH = {
     # the budget ends (GPU rows) while fp + BN overfits, so is it held back by how far it moves in 3 epochs?
     "ternary-bn-sp90-h512-lr2": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--hidden", "512",
                                  "--lr", "0.01", "--lr-final", "0.003"],
+    # four times the width at 90% and 95% zeros (about 102 and 51 live states): on pystdlib twice the width
+    # at 90% closed the combined gap; is linux's gap a matter of live states and the weights behind them?
+    "ternary-bn-sp90-h1024": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--hidden", "1024"],
+    "ternary-bn-sp95-h1024": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.95", "--hidden", "1024"],
     "fp-h64": ["--hidden", "64"],
     "fp-h32": ["--hidden", "32"],
     "fp-h16": ["--hidden", "16"],

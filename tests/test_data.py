@@ -171,8 +171,9 @@ def test_pystdlib_data_dir_errors_name_the_flag_and_a_fix(tmp_path, capsys):
         check_for_task("char-lm", "pystdlib", str(f))
     with pytest.raises(FileNotFoundError, match=r"is not a folder; .*\(--data-dir DIR; root= in Python\)"):
         load_pystdlib("train", root=f)
-    with pytest.raises(DataError, match="'digits' reads no --data-dir"):
-        check_for_task("classify", "digits", str(tmp_path / "nope"))
+    for dd in (tmp_path / "nope", tmp_path):  # an existing folder is not read either: refused, not ignored
+        with pytest.raises(DataError, match="'digits' reads no --data-dir"):
+            check_for_task("classify", "digits", str(dd))
     for dd in (f, tmp_path / "nope"):
         code, err = _cli(["train", "--data", "pystdlib", "--data-dir", str(dd)], tmp_path, capsys)
         assert code == 2 and "--data-dir" in err and "always present" not in err and "root=" not in err

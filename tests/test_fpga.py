@@ -156,3 +156,13 @@ def test_fpga_checks_the_model_before_place_and_route(tmp_path, monkeypatch, cap
     assert routed == [] and words in err and err.count("\n") == 1
     assert main(["rtl", "fpga", "--model", str(path), "--modes", "ternary", "--input-size", "4", "--hidden", "8",
                  "-o", str(tmp_path / "f")]) == (0 if kind == "another shape" else 2)
+
+
+def test_fpga_checks_the_lanes_before_place_and_route(tmp_path, monkeypatch, capsys):
+    from leanrnn.cli import main
+    from leanrnn.rtl import fpga
+    routed = []
+    monkeypatch.setattr(fpga, "place_and_route", lambda component, top, *a, **k: routed.append(top))
+    assert main(["rtl", "fpga", "--lanes", "100000", "--modes", "ternary", "-o", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert routed == [] and "lanes=100000 must be an integer from 1 to 65,536" in err and err.count("\n") == 1

@@ -155,7 +155,8 @@ def test_scanner_walks_set_bits_in_order():
 def test_chunked_scanner_yields_the_flat_scanners_indices(width, chunk):
     """Chunks (the last one partial where ``chunk`` does not divide the width, an empty chunk between
     live ones, the top bit alone, an empty mask): the same indices in the same cycles as the flat chain."""
-    assert ZeroSkipScanner(width, chunk).chunk == chunk
+    scanner = ZeroSkipScanner(width, chunk)
+    assert scanner.chunk == chunk and "live" in to_verilog(scanner, "scan")
     assert "live" in to_verilog(SparseMatVec([[1, -1]] * width, "ternary", scan_chunk=chunk), "mv")
     rng = np.random.default_rng(width)
     masks = [0, 1 << (width - 1), (1 << width) - 1, 1 | 1 << (width - 1)]
@@ -166,7 +167,9 @@ def test_chunked_scanner_yields_the_flat_scanners_indices(width, chunk):
 
 
 def test_a_chunk_as_wide_as_the_mask_is_the_flat_scanner():
-    assert ZeroSkipScanner(8, 8).chunk is None and ZeroSkipScanner(5, 8).chunk is None
+    for width in (8, 5):
+        scanner = ZeroSkipScanner(width, 8)
+        assert scanner.chunk is None and "live" not in to_verilog(scanner, "scan")
     assert "live" not in to_verilog(SparseMatVec([[1, -1]] * 5, "ternary", scan_chunk=8), "mv")
 
 

@@ -48,13 +48,13 @@ class Source:
         return p is not None and p.exists()
 
     def require(self, data_dir: str | Path | None = None) -> Path:
+        if self.always and not self.dir_holds and data_dir is not None:
+            # an existing folder too: it would be silently ignored, and the user believe it was read
+            raise DataError(f"data set {self.name!r} reads no --data-dir ({self.make_present}); leave it out")
         p = self.path(data_dir)
         if p is None:
             raise DataError(f"data set {self.name!r} needs a directory: pass --data-dir DIR ({self.make_present})")
-        if self.always and not self.dir_holds:
-            if not p.exists():
-                raise DataError(f"data set {self.name!r} reads no --data-dir ({self.make_present}); leave it out")
-        elif self.always and not p.is_dir():
+        if self.always and not p.is_dir():
             raise DataError(f"{p} {'is not a folder' if p.exists() else 'does not exist'}; give --data-dir "
                             f"{self.dir_holds}, or leave --data-dir out for {self.name!r} at its default place")
         if not p.exists():

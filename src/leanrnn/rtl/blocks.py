@@ -109,6 +109,7 @@ class ZeroSkipScanner(wiring.Component):
 
     def __init__(self, width: int, chunk: int | None = None):
         if chunk is not None and not _power_of_two(chunk):
+            self._MustUse__silence = True  # refused, not forgotten: no UnusedElaboratable warning when collected
             raise ValueError(f"chunk={chunk} must be a power of two >= 2 (or None for a flat scanner)")
         self.width = width
         self.chunk = chunk if chunk is not None and chunk < width else None

@@ -241,6 +241,8 @@ def run_fpga(configs, workdir: str | Path = "build/fpga", part: str = "LFE5UM-85
     one LSTM step (``step_time``); returns one row per configuration (``on_row`` sees each as it
     comes). Finished runs found in ``workdir`` are reused (``place_and_route``). ``scan_chunk``: the
     zero-skip scanner's chunk (``ZeroSkipScanner``; None: flat)."""
+    for mode, _, H, lanes in configs:  # the timing's checks after place and route, done before it
+        hw_accel(mode, lanes, H, 1e8).validate()
     sizes = None
     if model is not None:  # checked before any place and route: a bad model fails in seconds, not hours
         from ..runtime import Model
