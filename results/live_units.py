@@ -14,6 +14,7 @@ import argparse
 
 import torch
 
+from leanrnn.cli.checks import positive
 from leanrnn.train.lm import batchify
 from leanrnn.train.trainer import load_data, load_run
 
@@ -36,11 +37,15 @@ def live_fractions(run: str, segments: int) -> torch.Tensor:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", help="run directories of pruned char-LM runs")
-    ap.add_argument("--segments", type=int, default=10, help="segments of 100 characters per stream (default 10)")
+    ap.add_argument("--segments", type=positive(int), default=10,
+                    help="segments of 100 characters per stream (default 10)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     for run in args.runs:
-        f = live_fractions(run, args.segments)
+        try:
+            f = live_fractions(run, args.segments)
+        except Exception as e:  # a missing or foreign run, absent data: one line, exit 2
+            ap.error(f"{run}: {e}")
         shares = ", ".join(f"> {t:.0%}: {int((f > t).sum())}" for t in LEVELS)
         print(f"{run}: mean live {float(f.mean()):.3f}; units of {f.numel()} live in {shares} of the states")
 
