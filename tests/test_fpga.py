@@ -166,3 +166,7 @@ def test_fpga_checks_the_lanes_before_place_and_route(tmp_path, monkeypatch, cap
     assert main(["rtl", "fpga", "--lanes", "100000", "--modes", "ternary", "-o", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
     assert routed == [] and "lanes=100000 must be an integer from 1 to 65,536" in err and err.count("\n") == 1
+    assert main(["rtl", "fpga", "--hidden", "8", "--modes", "ternary", "-o", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err  # the default 64 lanes against 32 gate rows
+    assert routed == [] and "--lanes 64 is more than the 32 gate rows of --hidden 8" in err and err.count("\n") == 1
+    assert not (tmp_path / "f").exists()

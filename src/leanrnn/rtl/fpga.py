@@ -243,6 +243,9 @@ def run_fpga(configs, workdir: str | Path = "build/fpga", part: str = "LFE5UM-85
     zero-skip scanner's chunk (``ZeroSkipScanner``; None: flat)."""
     for mode, _, H, lanes in configs:  # the timing's checks after place and route, done before it
         hw_accel(mode, lanes, H, 1e8).validate()
+        if lanes > 4 * H:  # a lane past the last gate row only costs area
+            raise HardwareConfigError(f"--lanes {lanes} is more than the {4 * H} gate rows of --hidden {H}: the "
+                                      f"extra lanes would idle; pass --lanes {4 * H} or fewer, or a larger --hidden")
     sizes = None
     if model is not None:  # checked before any place and route: a bad model fails in seconds, not hours
         from ..runtime import Model
