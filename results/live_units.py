@@ -27,10 +27,13 @@ def live_fractions(run: str, segments: int) -> torch.Tensor:
     live = []
     model.lstm.register_forward_hook(lambda m, i, o: live.append((o[0] != 0).reshape(-1, o[0].shape[-1])))
     streams = batchify(load_data(cfg).valid, 32)
-    state = None
+    n = streams.shape[0] - 1
+    if n < 1:
+        raise ValueError(f"its validation split holds {streams.numel()} characters, too few for 32 streams")
+    seg, state = min(100, n), None  # a short split (a small --max-chars) in one shorter segment
     with torch.no_grad():
-        for k in range(min(segments, (streams.shape[0] - 1) // 100)):
-            _, state = model(streams[k * 100:(k + 1) * 100], state)
+        for k in range(min(segments, n // seg)):
+            _, state = model(streams[k * seg:(k + 1) * seg], state)
     return torch.cat(live).float().mean(0)
 
 
