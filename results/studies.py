@@ -99,6 +99,8 @@ ROWS_WIDTH = {
     # at 90% closed the combined gap; is linux's gap a matter of live states and the weights behind them?
     "ternary-bn-sp90-h1024": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.9", "--hidden", "1024"],
     "ternary-bn-sp95-h1024": ["--weights", "ternary", *PAPER, "--state-sparsity", "0.95", "--hidden", "1024"],
+    # and fp + BN at that width: the equal-width reference (at 512 units fp + BN already overfits by epoch 3)
+    "fp-bn-h1024": ["--batch-norm", "--hidden", "1024"],
     "fp-h64": ["--hidden", "64"],
     "fp-h32": ["--hidden", "32"],
     "fp-h16": ["--hidden", "16"],
