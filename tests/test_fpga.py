@@ -156,6 +156,8 @@ def test_fpga_checks_the_model_before_place_and_route(tmp_path, monkeypatch, cap
     assert routed == [] and words in err and err.count("\n") == 1
     assert main(["rtl", "fpga", "--model", str(path), "--modes", "ternary", "--input-size", "4", "--hidden", "8",
                  "-o", str(tmp_path / "f")]) == (0 if kind == "another shape" else 2)
+    if kind == "another shape":  # the default lanes, 64, fall to the 32 gate rows of this width
+        assert routed == ["ternary_x4_h8_l32_c16"]
 
 
 def test_fpga_checks_the_lanes_before_place_and_route(tmp_path, monkeypatch, capsys):
@@ -166,7 +168,7 @@ def test_fpga_checks_the_lanes_before_place_and_route(tmp_path, monkeypatch, cap
     assert main(["rtl", "fpga", "--lanes", "100000", "--modes", "ternary", "-o", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err
     assert routed == [] and "lanes=100000 must be an integer from 1 to 65,536" in err and err.count("\n") == 1
-    assert main(["rtl", "fpga", "--hidden", "8", "--modes", "ternary", "-o", str(tmp_path / "f")]) == 2
-    err = capsys.readouterr().err  # the default 64 lanes against 32 gate rows
+    assert main(["rtl", "fpga", "--hidden", "8", "--lanes", "64", "--modes", "ternary", "-o", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
     assert routed == [] and "--lanes 64 is more than the 32 gate rows of --hidden 8" in err and err.count("\n") == 1
     assert not (tmp_path / "f").exists()

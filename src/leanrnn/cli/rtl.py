@@ -26,8 +26,9 @@ def add_parsers(sub) -> dict:
                          "Fmax, time per step")
     fp.add_argument("--input-size", type=positive(int), default=64, help="layer input size (the demo's embedding: 64)")
     fp.add_argument("--hidden", type=positive(int), default=256, help="hidden size (the demo's: 256)")
-    fp.add_argument("--lanes", type=positive(int), default=64,
-                    help="accumulator lanes; the 4H gate rows run in ceil(4H/lanes) groups")
+    fp.add_argument("--lanes", type=positive(int), default=None,
+                    help="accumulator lanes, at most the 4H gate rows, which run in ceil(4H/lanes) groups "
+                         "(default 64, or 4H where that is fewer)")
     fp.add_argument("--modes", nargs="+", choices=["ternary", "binary", "int8"], default=["ternary", "binary", "int8"],
                     help="datapaths: ternary/binary zero-skip, int8 = 8-bit multiply-accumulate baseline")
     fp.add_argument("--part", choices=["LFE5U-25F", "LFE5U-45F", "LFE5U-85F", "LFE5UM-85F"], default="LFE5UM-85F",
@@ -53,7 +54,8 @@ def fpga(args) -> None:
     except ValueError as e:
         raise checks.CliError(str(e)) from None
     model = checks.model_file(args.model) if args.model else None
-    run_fpga([(m, args.input_size, args.hidden, args.lanes) for m in args.modes], checks.output_dir(args.output, "-o"),
+    lanes = args.lanes or min(64, 4 * args.hidden)
+    run_fpga([(m, args.input_size, args.hidden, lanes) for m in args.modes], checks.output_dir(args.output, "-o"),
              args.part, model=model, state_density=args.state_density, scan_chunk=chunk)
 
 
