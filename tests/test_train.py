@@ -348,11 +348,13 @@ def test_a_torchrun_rank_exits_with_its_status_and_its_output_flushed(tmp_path):
     """Under torchrun (WORLD_SIZE set) a rank leaves through os._exit, past the interpreter teardown
     where gloo's threads can abort it: its exit status and buffered output must survive that."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | {"WORLD_SIZE": "2"}
-    ok = subprocess.run(LEANRNN, capture_output=True, text=True, timeout=60, env=env)
-    assert ok.returncode == 0 and "usage: leanrnn" in ok.stdout
-    bad = subprocess.run(LEANRNN + ["train", "--resume", str(tmp_path / "none")], capture_output=True, text=True,
-                         timeout=60, env=env)
-    assert bad.returncode == 2 and bad.stderr.count("leanrnn: error: run directory") == 1
+    script = Path(sys.executable).parent / "leanrnn"  # the console script takes the same exit
+    for cmd in [LEANRNN] + ([[str(script)]] if script.exists() else []):
+        ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+        assert ok.returncode == 0 and "usage: leanrnn" in ok.stdout
+        bad = subprocess.run(cmd + ["train", "--resume", str(tmp_path / "none")], capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert bad.returncode == 2 and bad.stderr.count("leanrnn: error: run directory") == 1
 
 
 @pytest.mark.parametrize("recipe", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.name)

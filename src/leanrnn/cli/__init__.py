@@ -19,6 +19,7 @@ a command whose optional dependencies are not installed (the line names the extr
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from .. import __version__
@@ -110,5 +111,18 @@ def main(argv=None) -> int:
         return _fail(_line(e))
 
 
+def entry() -> None:
+    """The ``leanrnn`` script and ``python -m leanrnn.cli``. A torchrun rank (``WORLD_SIZE`` > 1) leaves
+    through ``os._exit`` once its output is flushed: the trainer has closed the process group by then,
+    but gloo's worker threads can still be torn down during interpreter finalization, where they abort
+    a finished rank ("terminate called without an active exception")."""
+    rc = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc or 0)
+    sys.exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
