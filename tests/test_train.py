@@ -355,6 +355,8 @@ def test_a_torchrun_rank_exits_with_its_status_and_its_output_flushed(tmp_path):
         bad = subprocess.run(cmd + ["train", "--resume", str(tmp_path / "none")], capture_output=True, text=True,
                              timeout=60, env=env)
         assert bad.returncode == 2 and bad.stderr.count("leanrnn: error: run directory") == 1
+    odd = subprocess.run(LEANRNN, capture_output=True, text=True, timeout=60, env=env | {"WORLD_SIZE": ""})
+    assert odd.returncode == 0 and "usage: leanrnn" in odd.stdout and odd.stderr == ""
 
 
 @pytest.mark.parametrize("recipe", sorted(Path("recipes").glob("*.yaml")), ids=lambda p: p.name)

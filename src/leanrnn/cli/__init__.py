@@ -117,7 +117,7 @@ def entry() -> None:
     but gloo's worker threads can still be torn down during interpreter finalization, where they abort
     a finished rank ("terminate called without an active exception")."""
     rc = main()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):  # torchrun sets it; no int() to fail
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(rc or 0)
