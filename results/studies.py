@@ -288,6 +288,17 @@ ROWS_DEMO = {
                                     "--init-from", "{study}/fp-decay-s{seed}"],
     "ternary-wn-sp90-kd-ft-do": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}",
                                  "--no-prune-output"],
+    # the demo's recipe with one more lever each: deterministic ternarization (better from scratch at 8x), the
+    # zeros ramped in over the first half instead of imposed on the dense fp weights at once, the loaded
+    # matrices fitted to the ternary threshold
+    "ternary-wn-sp90-kd-ft-det": [*T, "--weight-norm", "--no-stochastic", *SP, *KD,
+                                  "--init-from", "{study}/fp-s{seed}"],
+    "ternary-wn-sp90-kd-ft-ramp": [*T, "--weight-norm", *SP, "--prune-schedule", "cubic", "--prune-start", "0",
+                                   "--prune-end", "0.5", *KD, "--init-from", "{study}/fp-s{seed}"],
+    "ternary-wn-sp90-kd-ft-rs": [*T, "--weight-norm", *SP, *KD, "--init-from", "{study}/fp-s{seed}", "--init-rescale"],
+    # twice the width at 90% zeros at this budget (it matched dense fp + BN at 8x): about 51 live states
+    "ternary-bn-sp90-h512": [*T, *BN, *SP, "--hidden", "512"],
+    "ternary-bn-sp90-h512-kd": [*T, *BN, *SP, "--hidden", "512", *KD],
 }
 # leanrnn train's defaults: the flags a user would type, nothing else (recipes/defaults-linux.yaml)
 ROWS_DEFAULTS = {
