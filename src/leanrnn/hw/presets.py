@@ -160,8 +160,8 @@ ICLR19 = Preset("ICLR 2019", {
     "scaling": Assumed("port", ("port", "area"), "what the binary design spends its savings on"),
     "weight_bw_bits": Assumed(4096, (1024, 2048, 4096, 8192),
                               "weight port bits/cycle; DaDianNao's tile reads 16x16 16-bit weights a cycle [R]"),
-    "pe_area_ratio": Assumed(6.8, (4.9, 6.8, 8.8), "scaling='area' only: 8-/16-bit MAC over binary PE cells, "
-                                                    "docs/synthesis.md [M]; 6.8 between them"),
+    "pe_area_ratio": Assumed(7.4, (5.4, 7.4, 9.5), "scaling='area' only: 8-/16-bit MAC over binary PE cells "
+                                                    "(930 and 1642 over 173), docs/synthesis.md [M]; 7.4 between them"),
     **_ARRAY, **TECH,
 }, _iclr, {**_DERIVED, "pes": "weight_bw_bits // weight_bits (port) or fp pes * pe_area_ratio (area)",
            "lanes": "1: in column dataflow only pes x lanes matters", "dataflow": "column: weights streamed "
