@@ -2,8 +2,9 @@
 
 ``ReadProbe(n)``: an ``n``-byte float32 array is summed over and over (warm: after the first pass
 it sits in whichever level holds ``n`` bytes); bytes/s of the fastest timed pass, taking the faster
-of numpy's sum and a vectorized numba sum. The fastest read makes the bound
-``bytes / bandwidth`` a lower bound on a step's time, never a flattering one.
+of numpy's sum and a vectorized numba sum. The fastest read is meant to make ``bytes / bandwidth``
+a floor on a step's time; it is still one access pattern's rate, and a step that reads its bytes
+faster can beat it.
 """
 from __future__ import annotations
 

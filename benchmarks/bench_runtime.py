@@ -36,7 +36,11 @@ weight as the runtime holds them, fp32 scales and biases; peers: all their weigh
 quantized). The working set is every weight a step can touch (the whole ``W_hh``, the input table
 or embedding); its bandwidth is the fastest read of an array of
 that many bytes, summed once after every round (``_membw.py``), and the cache level it fits in
-(sysfs) is shown. It counts memory traffic only, so it is a lower bound on a step's time. A table of
+(sysfs) is shown. It counts memory traffic only and is meant as a floor on a step's time, but it is an
+estimate, not a proof: one array's sum can read slower than a step's access pattern (in the committed
+run the 66.6 MiB probe read 20.8 GB/s where the table below measured 27.2 GB/s at 64 MiB, and the
+probes of equal 369 KB int8 working sets read 90 and 155 GB/s), so ``x_bound`` can fall below 1 (fp32
+at hidden 2048: 0.83). A table of
 read bandwidths at 256 KiB ... 1 GiB (beyond this machine's 480 MiB L3: DRAM) is measured before
 and after the rounds (the faster kept).
 """

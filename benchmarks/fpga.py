@@ -5,7 +5,7 @@ same lanes and controller: LUT4 / FF / DP16KD / MULT18X18D use and Fmax from nex
 LFE5UM-85F (speed grade 6), at the `leanrnn demo` model's size (input 64, hidden 256) and at the
 largest hidden size whose weights fit the part's 208 block RAMs. Time per step: `leanrnn.hw`'s cycles
 of this datapath (plus LstmStep's one-entry-per-cycle gate unit) over Fmax, at the state density given
-by --model's zero-state trace or, without one, 8.37% (measured on the trained 91%-pruned ternary
+by --model's zero-state trace or, without one, 8.37% (measured on the trained ternary
 char-LM of the same size: `results/hw/hw_report.json`, `measured_state_density`).
 
 Run: python benchmarks/fpga.py [--model m.lrnn] [--configs demo]   (writes benchmarks/fpga.json; each
